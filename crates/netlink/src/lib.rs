@@ -1,0 +1,16 @@
+//! Blocking rtnetlink mechanism for qemu-ifup-rs: one socket, one function per operation.
+//!
+//! No policy and no logging live here. Every request asks for an acknowledgement, every reply is
+//! matched to its request by sequence number and port id, and the socket is connected to the
+//! kernel (port 0), so the kernel itself refuses datagrams from any other sender. No multicast
+//! group is joined.
+
+pub mod consts;
+mod error;
+mod link;
+mod route;
+mod socket;
+
+pub use error::{libc_errno as errno, NetlinkError, Op};
+pub use link::{BridgeInfo, BridgePort, Link, LinkChange, TunInfo, VlanEntry};
+pub use socket::Socket;

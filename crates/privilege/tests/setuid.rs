@@ -1,0 +1,454 @@
+//! Real-kernel tests of the privilege drop, through copies of `examples/drop_probe` installed
+//! setuid root, with file capabilities, or plain, and run as an unprivileged uid.
+//!
+//! Needs root (to chown/chmod/setcap the copies and to start them as another uid), `setcap`
+//! (Debian: libcap2-bin) and `setpriv` (util-linux). Nothing here changes the test process's own
+//! credentials: every change happens in the probe.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+const USER: u32 = 12345;
+const NET_ADMIN: u64 = 1 << 12;
+const NO_NET_ADMIN_MSG: &str = "the helper was started with privilege but without CAP_NET_ADMIN";
+
+/// Copying an executable and starting processes from parallel test threads races: a child forked
+/// by one thread can inherit another thread's still-open write descriptor of a fresh copy, and
+/// exec of that copy then fails with ETXTBSY. Each test holds this lock for its whole body.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root: they chown, chmod 4755 and setcap copies of the probe and run \
+         them as uid {USER} (run `cargo test -p ifup-privilege` as root)"
+    );
+    let me = ifup_privilege::proc_state().unwrap();
+    assert!(
+        !me.no_new_privs,
+        "the test runner has no-new-privileges set, so setuid and file capabilities cannot take \
+         effect: run the tests outside such a sandbox"
+    );
+}
+
+/// `target/<profile>/examples/drop_probe`, next to `target/<profile>/deps/<this test>`.
+fn probe() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("examples").join("drop_probe"))
+        .unwrap();
+    assert!(
+        path.is_file(),
+        "{} is missing: build the examples (`cargo test -p ifup-privilege` does, or \
+         `cargo build -p ifup-privilege --examples`)",
+        path.display()
+    );
+    path
+}
+
+/// Why `dir` cannot hold a setuid binary run by uid `USER`, if it cannot.
+fn unsuitable(dir: &Path) -> Option<String> {
+    let vfs = match statvfs(dir) {
+        Ok(vfs) => vfs,
+        Err(e) => return Some(format!("statvfs: {e}")),
+    };
+    if vfs.flags().contains(FsFlags::ST_NOSUID) {
+        return Some("mounted nosuid".to_owned());
+    }
+    if vfs.flags().contains(FsFlags::ST_NOEXEC) {
+        return Some("mounted noexec".to_owned());
+    }
+    for ancestor in dir.ancestors() {
+        let mode = std::fs::metadata(ancestor).map(|m| m.mode()).unwrap_or(0);
+        if mode & 0o001 == 0 {
+            return Some(format!(
+                "{} is not searchable by others",
+                ancestor.display()
+            ));
+        }
+    }
+    None
+}
+
+/// A fresh directory for one test's copies, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let candidates = [
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+            PathBuf::from("/var/tmp"),
+        ];
+        let mut reasons = Vec::new();
+        let base = candidates
+            .iter()
+            .find(|dir| match unsuitable(dir) {
+                None => true,
+                Some(why) => {
+                    reasons.push(format!("{}: {why}", dir.display()));
+                    false
+                }
+            })
+            .unwrap_or_else(|| panic!("no directory can hold a setuid test binary: {reasons:?}"));
+        let dir = base.join(format!("privilege-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch(dir)
+    }
+
+    /// Copies the probe to `name`, owned by root, with `mode` (set after the chown, which would
+    /// clear a setuid bit).
+    fn install(&self, name: &str, mode: u32) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::copy(probe(), &path).unwrap();
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, mode);
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn setcap(path: &Path, caps: &str) {
+    let out = Command::new("setcap")
+        .arg(caps)
+        .arg(path)
+        .output()
+        .expect("setcap not found: install libcap2-bin");
+    assert!(
+        out.status.success(),
+        "setcap {caps} {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Everything the probe printed, `key=value` per line.
+#[derive(Debug)]
+struct Report(HashMap<String, String>);
+
+impl Report {
+    fn run(cmd: &mut Command) -> Report {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let map = stdout
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Report(map)
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.0
+            .get(key)
+            .unwrap_or_else(|| panic!("probe printed no {key}: {self:#?}"))
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        match self.get(key) {
+            "1" => true,
+            "0" => false,
+            other => panic!("{key}={other}"),
+        }
+    }
+
+    fn state(&self, key: &str) -> State {
+        State::parse(self.get(key))
+    }
+}
+
+/// A parsed `ProcState::summary()` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct State {
+    uids: [u32; 3],
+    gids: [u32; 3],
+    eff: u64,
+    prm: u64,
+    inh: u64,
+    bnd: u64,
+    amb: u64,
+    nnp: bool,
+}
+
+impl State {
+    fn parse(line: &str) -> State {
+        let kv: HashMap<&str, &str> = line
+            .split_whitespace()
+            .map(|tok| tok.split_once('=').unwrap_or_else(|| panic!("{line}")))
+            .collect();
+        let ids = |k: &str| -> [u32; 3] {
+            let v: Vec<u32> = kv[k].split('/').map(|n| n.parse().unwrap()).collect();
+            v.try_into().unwrap()
+        };
+        let mask = |k: &str| u64::from_str_radix(kv[k], 16).unwrap();
+        State {
+            uids: ids("uid"),
+            gids: ids("gid"),
+            eff: mask("cap_eff"),
+            prm: mask("cap_prm"),
+            inh: mask("cap_inh"),
+            bnd: mask("cap_bnd"),
+            amb: mask("cap_amb"),
+            nnp: kv["no_new_privs"] == "1",
+        }
+    }
+}
+
+fn test_process_bounding_set() -> u64 {
+    ifup_privilege::proc_state().unwrap().cap_bnd
+}
+
+#[test]
+fn setuid_root_copy_drops_to_the_caller() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("suid");
+    let probe = scratch.install("probe", 0o4755);
+
+    let r = Report::run(
+        Command::new(&probe)
+            .uid(USER)
+            .gid(USER)
+            .env("QEMU_IFUP_CONFIG", "/tmp/evil.conf"),
+    );
+    assert!(r.flag("gained_privilege"));
+    assert!(r.flag("privileged_mode"));
+    assert_ne!(r.get("env_before"), "0");
+    assert_eq!(r.get("env_after"), "0");
+
+    let before = r.state("before");
+    assert_eq!(
+        before.uids,
+        [USER, 0, 0],
+        "setuid root: real uid is the caller's"
+    );
+    assert_ne!(before.prm & NET_ADMIN, 0);
+    assert_eq!(r.get("real_ids"), format!("uid={USER} gid={USER} groups="));
+
+    assert_eq!(r.get("drop"), "ok");
+    let after = r.state("after");
+    assert_eq!(
+        after,
+        State {
+            uids: [USER; 3],
+            gids: [USER; 3],
+            eff: NET_ADMIN,
+            prm: NET_ADMIN,
+            inh: 0,
+            bnd: NET_ADMIN,
+            amb: 0,
+            nnp: true,
+        }
+    );
+    assert!(r.flag("has_net_admin"));
+}
+
+#[test]
+fn setuid_root_copy_keeps_supplementary_groups() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("groups");
+    let probe = scratch.install("probe", 0o4755);
+
+    let r = Report::run(
+        Command::new("setpriv")
+            .arg(format!("--reuid={USER}"))
+            .arg(format!("--regid={}", USER + 1))
+            .arg(format!("--groups={},{}", USER + 2, USER + 3))
+            .arg("--")
+            .arg(&probe),
+    );
+    assert!(r.flag("privileged_mode"));
+    let groups = format!(
+        "uid={USER} gid={} groups={},{}",
+        USER + 1,
+        USER + 2,
+        USER + 3
+    );
+    assert_eq!(r.get("real_ids"), groups);
+    assert_eq!(r.get("drop"), "ok");
+    assert_eq!(r.get("real_ids_after"), groups);
+    let after = r.state("after");
+    assert_eq!(after.uids, [USER; 3]);
+    assert_eq!(after.gids, [USER + 1; 3]);
+    assert_eq!(
+        (after.eff, after.prm, after.bnd),
+        (NET_ADMIN, NET_ADMIN, NET_ADMIN)
+    );
+}
+
+#[test]
+fn file_caps_copy_keeps_only_net_admin() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("fcaps");
+    let probe = scratch.install("probe", 0o755);
+    setcap(&probe, "cap_net_admin+ep");
+
+    let r = Report::run(Command::new(&probe).uid(USER).gid(USER));
+    assert!(r.flag("gained_privilege"));
+    assert!(r.flag("privileged_mode"));
+    let before = r.state("before");
+    assert_eq!(before.uids, [USER; 3]);
+    assert_eq!((before.eff, before.prm), (NET_ADMIN, NET_ADMIN));
+
+    assert_eq!(r.get("drop"), "ok");
+    let after = r.state("after");
+    assert_eq!(
+        after,
+        State {
+            uids: [USER; 3],
+            gids: [USER; 3],
+            eff: NET_ADMIN,
+            prm: NET_ADMIN,
+            inh: 0,
+            // No CAP_SETPCAP in this mode: the bounding set stays as inherited.
+            bnd: test_process_bounding_set(),
+            amb: 0,
+            nnp: true,
+        }
+    );
+    assert!(r.flag("has_net_admin"));
+}
+
+#[test]
+fn plain_copy_run_by_a_user_gains_nothing() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("plain-user");
+    let probe = scratch.install("probe", 0o755);
+
+    let r = Report::run(Command::new(&probe).uid(USER).gid(USER));
+    assert!(!r.flag("gained_privilege"));
+    assert!(!r.flag("privileged_mode"));
+    assert!(r.get("drop").contains(NO_NET_ADMIN_MSG), "{r:#?}");
+    // Refused before changing anything.
+    assert_eq!(r.state("after"), r.state("before"));
+    assert_eq!(r.state("after").prm, 0);
+    assert!(!r.flag("has_net_admin"));
+}
+
+#[test]
+fn plain_copy_run_by_root_gains_nothing() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("plain-root");
+    let probe = scratch.install("probe", 0o755);
+
+    let r = Report::run(&mut Command::new(&probe));
+    assert!(!r.flag("gained_privilege"));
+    assert!(!r.flag("privileged_mode"));
+    // Not privileged mode, so a helper would not drop; if it did, root keeps uid 0 and only
+    // CAP_NET_ADMIN.
+    assert_eq!(r.get("drop"), "ok");
+    let after = r.state("after");
+    assert_eq!(after.uids, [0; 3]);
+    assert_eq!(
+        (after.eff, after.prm, after.bnd),
+        (NET_ADMIN, NET_ADMIN, NET_ADMIN)
+    );
+    assert!(after.nnp);
+}
+
+#[test]
+fn setuid_copy_run_by_root_is_not_privileged_mode() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("suid-root");
+    let probe = scratch.install("probe", 0o4755);
+
+    let r = Report::run(&mut Command::new(&probe));
+    // Root executing a setuid-root file gains nothing, and the kernel does not set AT_SECURE.
+    assert!(!r.flag("gained_privilege"));
+    assert!(!r.flag("privileged_mode"));
+}
+
+#[test]
+fn setuid_copy_without_net_admin_in_the_bounding_set_fails_closed() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("nobnd");
+    let probe = scratch.install("probe", 0o4755);
+
+    let r = Report::run(
+        Command::new("setpriv")
+            .arg(format!("--reuid={USER}"))
+            .arg(format!("--regid={USER}"))
+            .arg("--clear-groups")
+            .arg("--bounding-set=-net_admin")
+            .arg("--")
+            .arg(&probe),
+    );
+    assert!(r.flag("gained_privilege"));
+    assert!(r.flag("privileged_mode"));
+    assert!(r.get("drop").contains(NO_NET_ADMIN_MSG), "{r:#?}");
+    // Nothing was changed before the refusal: the caller must exit.
+    assert_eq!(r.state("after"), r.state("before"));
+    assert_eq!(r.state("after").uids, [USER, 0, 0]);
+}
+
+#[test]
+fn setuid_copy_under_no_new_privs_gains_nothing() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("nnp");
+    let probe = scratch.install("probe", 0o4755);
+
+    let r = Report::run(
+        Command::new("setpriv")
+            .arg(format!("--reuid={USER}"))
+            .arg(format!("--regid={USER}"))
+            .arg("--clear-groups")
+            .arg("--no-new-privs")
+            .arg("--")
+            .arg(&probe),
+    );
+    assert!(!r.flag("gained_privilege"));
+    assert!(!r.flag("privileged_mode"));
+    assert_eq!(r.state("before").uids, [USER; 3]);
+    assert!(r.get("drop").contains(NO_NET_ADMIN_MSG), "{r:#?}");
+}
+
+#[test]
+fn environment_entries_std_cannot_name_are_cleared() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("env");
+    let probe = scratch.install("probe", 0o4755);
+
+    // `=X=1` has an empty name: std::env::remove_var("=X") would panic. env(1) puts it there.
+    let r = Report::run(
+        Command::new("env")
+            .arg("-i")
+            .arg("=X=1")
+            .arg("QEMU_IFUP_CONFIG=/tmp/evil.conf")
+            .arg(&probe)
+            .uid(USER)
+            .gid(USER),
+    );
+    assert_eq!(r.get("env_before"), "2");
+    assert_eq!(r.get("env_after"), "0");
+    assert_eq!(r.get("drop"), "ok");
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install (once) the Debian packages the demo and the tests need.
+set -euo pipefail
+pkgs=(qemu-system-x86 busybox-static linux-image-amd64 iproute2 libcap2-bin util-linux)
+need=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

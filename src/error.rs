@@ -1,0 +1,111 @@
+use std::path::PathBuf;
+
+use ifup_netlink::NetlinkError;
+use ifup_policy::{NameError, PolicyError};
+use ifup_privilege::PrivilegeError;
+
+/// The fix for "not permitted", printed with every permission error.
+pub const EPERM_HINT: &str = "needs CAP_NET_ADMIN: run QEMU as root, or install the helper setuid root / with setcap cap_net_admin+ep";
+
+/// Everything qemu-ifup / qemu-ifdown can fail with. Each message is one line; `main` prefixes
+/// it with `qemu-ifup: error: `.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} (see --help)")]
+    Usage(String),
+    #[error("{0}")]
+    BadTapName(#[source] NameError),
+    #[error("{0}")]
+    Policy(#[source] PolicyError),
+    #[error("{0}")]
+    Privilege(#[source] PrivilegeError),
+    #[error("{what} is not accepted when the helper runs setuid or with file capabilities (caller uid {uid}); the admin's /etc/qemu-ifup-rs.conf applies")]
+    ConfigOverride { what: &'static str, uid: u32 },
+    #[error("tap {tap}: {source}")]
+    Netlink {
+        tap: String,
+        #[source]
+        source: NetlinkError,
+    },
+    #[error("tap {tap} does not exist (QEMU creates it before running the script: check the -netdev tap,ifname= option)")]
+    TapMissing { tap: String },
+    #[error("{tap} is {what}, not a tap: refusing to touch it")]
+    NotATap { tap: String, what: String },
+    #[error(
+        "tap {tap}: no bridge to attach to: {why}; name one with a `bridge NAME` line in {config}"
+    )]
+    NoBridge {
+        tap: String,
+        why: String,
+        config: String,
+    },
+    #[error("tap {tap}, bridge {bridge}: the bridge does not exist ({origin})")]
+    BridgeMissing {
+        tap: String,
+        bridge: String,
+        origin: String,
+    },
+    #[error("tap {tap}, bridge {bridge}: {bridge} is {what}, not a bridge ({origin})")]
+    NotABridge {
+        tap: String,
+        bridge: String,
+        what: String,
+        origin: String,
+    },
+    #[error(
+        "tap {tap}, bridge {bridge}: {action} failed: {source}{}",
+        hint(source)
+    )]
+    Kernel {
+        tap: String,
+        bridge: String,
+        action: &'static str,
+        #[source]
+        source: NetlinkError,
+    },
+    #[error("tap {tap}, bridge {bridge}: {reason}")]
+    Invalid {
+        tap: String,
+        bridge: String,
+        reason: String,
+    },
+    #[error("tap {tap}, bridge {bridge}: denied: {reason}")]
+    Denied {
+        tap: String,
+        bridge: String,
+        reason: String,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn hint(e: &NetlinkError) -> String {
+    if e.is_permission() {
+        format!(" ({EPERM_HINT})")
+    } else {
+        String::new()
+    }
+}
+
+impl Error {
+    /// The exit status of the contract: 2 for usage errors, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::BadTapName(_) | Error::ConfigOverride { .. } => 2,
+            Error::Policy(e) if e.is_usage() => 2,
+            _ => 1,
+        }
+    }
+
+    /// True for policy denials (logged to authpriv at warning).
+    pub fn is_denial(&self) -> bool {
+        matches!(
+            self,
+            Error::Denied { .. } | Error::NotATap { .. } | Error::ConfigOverride { .. }
+        )
+    }
+}

@@ -1,0 +1,462 @@
+//! The flow of both programs: mode, arguments, files, privilege drop, plan, apply, report.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ifup_netlink::{errno, Link, LinkChange, NetlinkError, Socket};
+use ifup_policy::{parse_acl, parse_config, Acl, Caller, Config, IfName, Origin, Trust};
+use ifup_privilege::Ids;
+
+use crate::cli::{self, Action, Command};
+use crate::error::Error;
+use crate::files::SystemFiles;
+use crate::log::{self, Level};
+use crate::plan::{self, PlanError};
+use crate::{ACL_PATH, CONFIG_ENV, CONFIG_PATH};
+
+/// Who runs us, decided once at start.
+enum Mode {
+    /// Real uid 0, or a caller without gained privilege: everything allowed, no ACL.
+    Trusted,
+    /// Setuid root or file capabilities, called by `caller`: the contract's rules apply.
+    Privileged {
+        caller: Ids,
+        acl: Result<Acl, String>,
+    },
+}
+
+/// What the run did, for syslog.
+struct Done {
+    /// One line per change made; empty when there was nothing to do.
+    changes: Vec<String>,
+}
+
+/// Entry point of both binaries; returns the exit status.
+pub fn main(action: Action) -> i32 {
+    let prog = action.program();
+    let uid = nix::unistd::getuid().as_raw();
+    match run(action) {
+        Ok(done) => {
+            for line in &done.changes {
+                log::send(action, uid, Level::Info, false, line);
+            }
+            0
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let _ = writeln!(std::io::stderr(), "{prog}: error: {msg}");
+            if e.is_denial() {
+                log::send(action, uid, Level::Warning, true, &format!("denied: {msg}"));
+            } else {
+                log::send(action, uid, Level::Err, false, &format!("failed: {msg}"));
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn run(action: Action) -> Result<Done, Error> {
+    let privileged = ifup_privilege::privileged_mode();
+    // In privileged mode the environment is hostile: note only whether the config override is
+    // present (to refuse it), then clear it before anything else can read it.
+    let env_config = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty());
+    if privileged {
+        ifup_privilege::clear_environment();
+    }
+    let args = match cli::parse(std::env::args_os().skip(1))? {
+        Command::Help => {
+            print!("{}", cli::help(action));
+            return Ok(Done { changes: vec![] });
+        }
+        Command::Version => {
+            println!(
+                "{} (qemu-ifup-rs) {}",
+                action.program(),
+                env!("CARGO_PKG_VERSION")
+            );
+            return Ok(Done { changes: vec![] });
+        }
+        Command::Run(args) => args,
+    };
+    let tap = IfName::parse_os(&args.tap).map_err(Error::BadTapName)?;
+
+    let (mode, config, config_desc) = if privileged {
+        let ids = ifup_privilege::real_ids().map_err(Error::Privilege)?;
+        if args.config.is_some() {
+            return Err(Error::ConfigOverride {
+                what: "--config",
+                uid: ids.uid,
+            });
+        }
+        if env_config.is_some() {
+            return Err(Error::ConfigOverride {
+                what: CONFIG_ENV,
+                uid: ids.uid,
+            });
+        }
+        let config = match action {
+            Action::Up => load_config(Path::new(CONFIG_PATH), false, Trust::RootOwnedOnly)?,
+            Action::Down => None,
+        };
+        let caller = Caller {
+            uid: ids.uid,
+            gid: ids.gid,
+            groups: ids.groups.clone(),
+        };
+        let acl = parse_acl(Path::new(ACL_PATH), &SystemFiles, &caller).map_err(|e| e.to_string());
+        ifup_privilege::drop_to_caller(&ids).map_err(Error::Privilege)?;
+        (
+            Mode::Privileged { caller: ids, acl },
+            config,
+            CONFIG_PATH.to_string(),
+        )
+    } else {
+        let (path, explicit) = match (args.config.clone(), env_config) {
+            (Some(p), _) => (p, true),
+            (None, Some(p)) => (PathBuf::from(p), true),
+            (None, None) => (PathBuf::from(CONFIG_PATH), false),
+        };
+        let config = match action {
+            Action::Up => load_config(&path, explicit, Trust::Any)?,
+            Action::Down => None,
+        };
+        (Mode::Trusted, config, path.display().to_string())
+    };
+
+    let mut sock = Socket::open().map_err(|source| Error::Netlink {
+        tap: tap.to_string(),
+        source,
+    })?;
+    let ctx = Ctx {
+        tap: &tap,
+        mode: &mode,
+        dry_run: args.dry_run,
+    };
+    match action {
+        Action::Up => ctx.up(&mut sock, config.as_ref(), &config_desc),
+        Action::Down => ctx.down(&mut sock),
+    }
+}
+
+fn load_config(path: &Path, explicit: bool, trust: Trust) -> Result<Option<Config>, Error> {
+    match parse_config(path, &SystemFiles, trust).map_err(Error::Policy)? {
+        Some(c) => Ok(Some(c)),
+        None if explicit => Err(Error::Usage(format!(
+            "config file {} does not exist",
+            path.display()
+        ))),
+        None => Ok(None),
+    }
+}
+
+struct Ctx<'a> {
+    tap: &'a IfName,
+    mode: &'a Mode,
+    dry_run: bool,
+}
+
+impl Ctx<'_> {
+    fn t(&self) -> String {
+        self.tap.to_string()
+    }
+
+    fn netlink(&self, source: NetlinkError) -> Error {
+        Error::Netlink {
+            tap: self.t(),
+            source,
+        }
+    }
+
+    fn denied(&self, bridge: &str, reason: impl Into<String>) -> Error {
+        Error::Denied {
+            tap: self.t(),
+            bridge: bridge.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The tap, which must exist and be a tap (not a tun, veth, bridge, loopback, NIC).
+    fn lookup_tap(&self, sock: &mut Socket) -> Result<Option<Link>, Error> {
+        let link = sock
+            .link_by_name(self.tap.as_str())
+            .map_err(|e| self.netlink(e))?;
+        match link {
+            Some(l) if !l.is_tap() => Err(Error::NotATap {
+                tap: self.t(),
+                what: l.describe(),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// In privileged mode: is the tap the caller's (owner uid, or group among the caller's)?
+    fn check_owner(&self, tap: &Link, bridge: &str) -> Result<(), Error> {
+        let Mode::Privileged { caller, .. } = self.mode else {
+            return Ok(());
+        };
+        let tun = tap.tun.unwrap_or(ifup_netlink::TunInfo {
+            tap: true,
+            owner: None,
+            group: None,
+            persist: false,
+        });
+        let by_owner = tun.owner == Some(caller.uid);
+        let by_group = tun
+            .group
+            .is_some_and(|g| g == caller.gid || caller.groups.contains(&g));
+        if by_owner || by_group {
+            return Ok(());
+        }
+        let whose = match (tun.owner, tun.group) {
+            (None, None) => "it has no owner or group (root's only)".to_string(),
+            (Some(u), None) => format!("it belongs to uid {u}"),
+            (None, Some(g)) => format!("it belongs to group {g}"),
+            (Some(u), Some(g)) => format!("it belongs to uid {u} / group {g}"),
+        };
+        Err(self.denied(
+            bridge,
+            format!("the tap is not the caller's (uid {}): {whose}", caller.uid),
+        ))
+    }
+
+    /// In privileged mode: does the ACL allow this bridge to the caller?
+    fn check_acl(&self, bridge: &IfName) -> Result<(), Error> {
+        let Mode::Privileged { caller, acl } = self.mode else {
+            return Ok(());
+        };
+        match acl {
+            Ok(acl) if acl.permits(bridge) => Ok(()),
+            Ok(_) => Err(self.denied(
+                bridge.as_str(),
+                format!(
+                    "{ACL_PATH} does not allow bridge {bridge} to uid {} (add `allow {bridge}`)",
+                    caller.uid
+                ),
+            )),
+            Err(e) => Err(self.denied(bridge.as_str(), e.clone())),
+        }
+    }
+
+    fn up(
+        &self,
+        sock: &mut Socket,
+        config: Option<&Config>,
+        config_desc: &str,
+    ) -> Result<Done, Error> {
+        let tap = self
+            .lookup_tap(sock)?
+            .ok_or_else(|| Error::TapMissing { tap: self.t() })?;
+        let choice = config.and_then(|c| c.choose(self.tap));
+        let (bridge, options, origin) = match choice {
+            Some(c) => {
+                let origin = describe_origin(&c.origin);
+                let link = sock
+                    .link_by_name(c.bridge.as_str())
+                    .map_err(|e| self.netlink(e))?
+                    .ok_or_else(|| Error::BridgeMissing {
+                        tap: self.t(),
+                        bridge: c.bridge.to_string(),
+                        origin: origin.clone(),
+                    })?;
+                (link, c.options, origin)
+            }
+            None => {
+                let why_none = |why: String| Error::NoBridge {
+                    tap: self.t(),
+                    why,
+                    config: config_desc.to_string(),
+                };
+                let dev = sock
+                    .default_route_device()
+                    .map_err(|e| self.netlink(e))?
+                    .ok_or_else(|| {
+                        why_none("no config rule matches and there is no default route".into())
+                    })?;
+                let link = sock
+                    .link_by_index(dev)
+                    .map_err(|e| self.netlink(e))?
+                    .ok_or_else(|| why_none("the default route's device vanished".into()))?;
+                if !link.is_bridge() {
+                    return Err(why_none(format!(
+                        "no config rule matches and the default route goes via {}, which is not a bridge",
+                        link.name
+                    )));
+                }
+                (
+                    link,
+                    Default::default(),
+                    "the bridge of the default route".to_string(),
+                )
+            }
+        };
+        if !bridge.is_bridge() {
+            return Err(Error::NotABridge {
+                tap: self.t(),
+                bridge: bridge.name.clone(),
+                what: bridge.describe(),
+                origin,
+            });
+        }
+        let bridge_name = IfName::parse(&bridge.name).map_err(|e| Error::Invalid {
+            tap: self.t(),
+            bridge: bridge.name.clone(),
+            reason: e.to_string(),
+        })?;
+        self.check_owner(&tap, &bridge.name)?;
+        self.check_acl(&bridge_name)?;
+        if let (Mode::Privileged { .. }, Some(m)) = (self.mode, tap.master) {
+            if m != bridge.index {
+                return Err(self.denied(
+                    &bridge.name,
+                    format!("the tap is already attached to another device (ifindex {m}); moving taps between bridges is not allowed"),
+                ));
+            }
+        }
+        let plan = plan::plan_up(&tap, &bridge, &options).map_err(|e| match e {
+            PlanError::NeedsVlanFiltering => Error::Invalid {
+                tap: self.t(),
+                bridge: bridge.name.clone(),
+                reason: format!(
+                    "`vlan`/`tagged` need VLAN filtering on the bridge ({origin}): run `ip link set {} type bridge vlan_filtering 1`",
+                    bridge.name
+                ),
+            },
+        })?;
+        if self.dry_run {
+            self.print_plan_header(&tap, &bridge, &origin);
+            let lines = plan.describe(&bridge);
+            if lines.is_empty() {
+                println!("  nothing to do: already attached and up");
+            }
+            for l in lines {
+                println!("  {l}");
+            }
+            return Ok(Done { changes: vec![] });
+        }
+        if plan.is_empty() {
+            return Ok(Done { changes: vec![] });
+        }
+        let kernel = |action: &'static str, source: NetlinkError| Error::Kernel {
+            tap: self.t(),
+            bridge: bridge.name.clone(),
+            action,
+            source,
+        };
+        let undo = |sock: &mut Socket| {
+            // Best effort: the error that made us undo is the one reported.
+            let _ = sock.set_link(tap.index, &plan.undo(&tap));
+        };
+        if !plan.attach.is_empty() {
+            if let Err(e) = sock.set_link(tap.index, &plan.attach) {
+                undo(sock);
+                return Err(kernel("attaching the tap", e));
+            }
+        }
+        if !plan.port.is_empty() {
+            if let Err(e) = sock.set_bridge_port(tap.index, &plan.port) {
+                undo(sock);
+                return Err(kernel("setting bridge-port options", e));
+            }
+        }
+        if plan.up_last {
+            let up = LinkChange {
+                up: Some(true),
+                ..LinkChange::default()
+            };
+            if let Err(e) = sock.set_link(tap.index, &up) {
+                undo(sock);
+                return Err(kernel("bringing the tap up", e));
+            }
+        }
+        Ok(Done {
+            changes: vec![format!(
+                "tap {} -> bridge {}: {} ({origin})",
+                tap.name,
+                bridge.name,
+                plan.describe(&bridge).join(", ")
+            )],
+        })
+    }
+
+    fn down(&self, sock: &mut Socket) -> Result<Done, Error> {
+        let Some(tap) = self.lookup_tap(sock)? else {
+            if self.dry_run {
+                println!("tap {}: does not exist, nothing to do", self.tap);
+            }
+            return Ok(Done { changes: vec![] });
+        };
+        let master = match tap.master {
+            Some(m) => sock.link_by_index(m).map_err(|e| self.netlink(e))?,
+            None => None,
+        };
+        let bridge_name = master.as_ref().map_or("(none)", |m| m.name.as_str());
+        self.check_owner(&tap, bridge_name)?;
+        if let (Mode::Privileged { .. }, Some(m)) = (self.mode, &master) {
+            let name = IfName::parse(&m.name).map_err(|e| self.denied(&m.name, e.to_string()))?;
+            if !m.is_bridge() {
+                return Err(self.denied(
+                    &m.name,
+                    format!("the tap's master {} is not a bridge", m.name),
+                ));
+            }
+            self.check_acl(&name)?;
+        }
+        let change = plan::plan_down(&tap);
+        if self.dry_run {
+            println!(
+                "tap {} (ifindex {}), bridge {bridge_name}",
+                tap.name, tap.index
+            );
+            if change.master.is_some() {
+                println!("  detach from bridge {bridge_name}");
+            }
+            if change.up.is_some() {
+                println!("  set down");
+            }
+            if change.is_empty() {
+                println!("  nothing to do: not attached and down");
+            }
+            return Ok(Done { changes: vec![] });
+        }
+        if change.is_empty() {
+            return Ok(Done { changes: vec![] });
+        }
+        match sock.set_link(tap.index, &change) {
+            Ok(()) => Ok(Done {
+                changes: vec![format!(
+                    "tap {}: detached from {bridge_name}, down",
+                    tap.name
+                )],
+            }),
+            // The tap vanished under us (QEMU closed it): nothing left to undo.
+            Err(e) if e.errno() == Some(errno::ENODEV) => Ok(Done { changes: vec![] }),
+            Err(e) => Err(Error::Kernel {
+                tap: self.t(),
+                bridge: bridge_name.to_string(),
+                action: "detaching the tap",
+                source: e,
+            }),
+        }
+    }
+
+    fn print_plan_header(&self, tap: &Link, bridge: &Link, origin: &str) {
+        println!(
+            "tap {} (ifindex {}), bridge {} (ifindex {}, {origin})",
+            tap.name, tap.index, bridge.name, bridge.index
+        );
+        if let Mode::Privileged { .. } = self.mode {
+            if let Ok(state) = ifup_privilege::proc_state() {
+                println!("  privileges: {}", state.summary());
+            }
+        }
+    }
+}
+
+fn describe_origin(origin: &Origin) -> String {
+    match origin {
+        Origin::TapRule { glob, at } => {
+            format!("rule `tap {glob}` at {}:{}", at.file.display(), at.line)
+        }
+        Origin::BridgeLine { at } => format!("bridge line at {}:{}", at.file.display(), at.line),
+    }
+}
