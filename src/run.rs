@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ifup_netlink::{errno, Link, LinkChange, NetlinkError, Socket};
-use ifup_policy::{parse_acl, parse_config, Acl, Caller, Config, IfName, Origin, Trust};
+use ifup_policy::{
+    parse_acl, parse_config, Acl, AclVerdict, Caller, Config, IfName, Origin, Trust,
+};
 use ifup_privilege::Ids;
 
 use crate::cli::{self, Action, Command};
@@ -225,15 +227,29 @@ impl Ctx<'_> {
             return Ok(());
         };
         match acl {
-            Ok(acl) if acl.permits(bridge) => Ok(()),
-            Ok(_) => Err(self.denied(
+            Ok(acl) => match acl.verdict(bridge) {
+                AclVerdict::Allowed { .. } => Ok(()),
+                AclVerdict::Denied { at } => Err(self.denied(
+                    bridge.as_str(),
+                    format!(
+                        "bridge {bridge} is denied to uid {} by {}:{}",
+                        caller.uid,
+                        at.file.display(),
+                        at.line
+                    ),
+                )),
+                AclVerdict::NoMatch => Err(self.denied(
+                    bridge.as_str(),
+                    format!(
+                        "{ACL_PATH} does not allow bridge {bridge} to uid {} (the admin can add `allow {bridge}`)",
+                        caller.uid
+                    ),
+                )),
+            },
+            Err(e) => Err(self.denied(
                 bridge.as_str(),
-                format!(
-                    "{ACL_PATH} does not allow bridge {bridge} to uid {} (add `allow {bridge}`)",
-                    caller.uid
-                ),
+                format!("the ACL cannot be used, so everything is denied: {e}"),
             )),
-            Err(e) => Err(self.denied(bridge.as_str(), e.clone())),
         }
     }
 

@@ -1,0 +1,494 @@
+//! ifup-testkit: dev-only helpers for the qemu-ifup-rs integration tests.
+//!
+//! - [`Netns::new`] moves the calling test thread into a fresh network namespace (habit 6 of
+//!   STYLE.md). Every helper here that runs `ip` or QEMU refuses to run outside one, so a test can
+//!   never change the host's interfaces by mistake.
+//! - [`ip`], [`link`] and the fixtures ([`add_bridge`], [`add_tap`], …) create and inspect links.
+//! - [`run`] / [`run_as`] run a binary under test with a clean environment.
+//! - [`GuestImage`] and [`Qemu`] boot a tiny Linux guest under QEMU (TCG) whose NIC is a tap set up
+//!   by the `script=`/`downscript=` under test; the guest pings the host and reports on its console.
+//!
+//! Privileged helpers fail loudly ([`require_root`]) rather than skip.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cpio;
+mod guest;
+mod qemu;
+
+pub use guest::{marker, GuestImage};
+pub use qemu::{Qemu, QemuExit, QemuOptions, QEMU_TIMEOUT};
+
+use std::cell::Cell;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+use nix::sched::CloneFlags;
+use serde_json::Value;
+
+/// The `PATH` given to every program the testkit runs (after `env_clear()`).
+pub const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Panics unless the effective uid is 0. Privileged tests must fail loudly, never skip.
+pub fn require_root() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!(
+            "this test needs root (CAP_NET_ADMIN, /dev/net/tun, network namespaces): \
+             run it as root, e.g. `sudo -E cargo test`"
+        );
+    }
+}
+
+thread_local! {
+    /// True while this thread is inside a namespace made by [`Netns::new`].
+    static IN_TEST_NETNS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Panics unless the calling thread is inside a [`Netns`]: the guard that keeps tests off the
+/// host's real interfaces.
+fn assert_in_test_netns(what: &str) {
+    if !IN_TEST_NETNS.get() {
+        panic!(
+            "{what}: call `let _ns = ifup_testkit::Netns::new();` first, on this thread — \
+             the testkit refuses to touch the host's network namespace"
+        );
+    }
+}
+
+/// A fresh network namespace for the calling thread.
+///
+/// `Netns::new()` unshares `CLONE_NEWNET` on the current thread only (libtest runs each test on
+/// its own thread), so links named `br0` in two tests never meet, and processes spawned from this
+/// thread (QEMU, the binaries under test) inherit the namespace. Dropping it (also when the test
+/// panics) moves the thread back to its original namespace; the test namespace and every link in
+/// it (persistent taps included) vanish once no process is left in it.
+///
+/// Bound to its thread: it is neither `Send` nor `Sync`.
+#[must_use = "the namespace is left as soon as the Netns is dropped: keep it in a `let _ns`"]
+pub struct Netns {
+    original: OwnedFd,
+    _thread_bound: PhantomData<*const ()>,
+}
+
+impl Netns {
+    /// Requires root, unshares the network namespace of this thread, checks that the new
+    /// namespace holds only `lo`, and brings `lo` up.
+    #[allow(clippy::new_without_default)] // not a default value: it needs root and changes the thread
+    pub fn new() -> Netns {
+        require_root();
+        assert!(
+            !IN_TEST_NETNS.get(),
+            "Netns::new() called twice on one thread: keep one Netns per test"
+        );
+        let ns_path = "/proc/thread-self/ns/net";
+        let original_file =
+            File::open(ns_path).unwrap_or_else(|e| panic!("cannot open {ns_path}: {e}"));
+        let original_ino = original_file.metadata().unwrap().ino();
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("unshare(CLONE_NEWNET) failed: {e}"));
+        let netns = Netns {
+            original: original_file.into(),
+            _thread_bound: PhantomData,
+        };
+        IN_TEST_NETNS.set(true);
+
+        let new_ino = std::fs::metadata(ns_path).unwrap().ino();
+        assert_ne!(
+            new_ino, original_ino,
+            "unshare(CLONE_NEWNET) returned but the thread is still in its old namespace"
+        );
+        let names: Vec<String> = links().into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            names,
+            ["lo"],
+            "a fresh network namespace should hold only `lo`"
+        );
+        ip(&["link", "set", "lo", "up"]);
+        netns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        IN_TEST_NETNS.set(false);
+        if let Err(e) = nix::sched::setns(&self.original, CloneFlags::CLONE_NEWNET) {
+            // Not a panic: this may run while unwinding. The thread ends with the test anyway.
+            eprintln!("ifup-testkit: could not return to the original network namespace: {e}");
+        }
+    }
+}
+
+/// Path of the `ip` program (iproute2).
+pub fn ip_path() -> &'static Path {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("iproute2's `ip` not found in /usr/sbin, /sbin, /usr/bin or /bin: install iproute2")
+}
+
+/// Runs `ip ARGS` in the test namespace and returns its output, whatever its exit status.
+pub fn try_ip(args: &[&str]) -> Output {
+    assert_in_test_netns(&format!("ip {}", args.join(" ")));
+    Command::new(ip_path())
+        .args(args)
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", ip_path().display()))
+}
+
+/// Runs `ip ARGS` in the test namespace; panics with its stderr if it fails. Returns stdout.
+pub fn ip(args: &[&str]) -> String {
+    let out = try_ip(args);
+    if !out.status.success() {
+        panic!(
+            "`ip {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network interface as `ip -j -d link show` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub ifindex: u32,
+    /// `linkinfo.info_kind`: `"tun"` (taps too), `"bridge"`, `"veth"`; `None` for `lo`.
+    pub kind: Option<String>,
+    /// Name of the master (bridge) device, if enslaved.
+    pub master: Option<String>,
+    pub mtu: u32,
+    /// `IFF_UP` (administratively up), not carrier.
+    pub up: bool,
+    /// Hardware address; `None` for links without one (tun).
+    pub address: Option<String>,
+    /// Set for `kind == "tun"` links.
+    pub tun: Option<TunInfo>,
+    /// Bridge-port settings, set when the master is a bridge.
+    pub bridge_port: Option<BridgePort>,
+}
+
+/// `linkinfo.info_data` of a tun/tap link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunInfo {
+    /// true for a tap (`type tap`), false for a tun.
+    pub tap: bool,
+    /// `tuntap … user`: the owner uid.
+    pub owner: Option<u32>,
+    /// `tuntap … group`: the group gid.
+    pub group: Option<u32>,
+    /// Persistent (survives its last fd being closed).
+    pub persist: bool,
+    pub multi_queue: bool,
+    pub vnet_hdr: bool,
+}
+
+/// `linkinfo.info_slave_data` of a bridge port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePort {
+    pub isolated: bool,
+    pub hairpin: bool,
+    pub learning: bool,
+    pub flood: bool,
+}
+
+impl Link {
+    /// Parses one element of `ip -j -d link show`.
+    fn from_json(v: &Value) -> Link {
+        let ctx = || format!("`ip -j -d link show` entry {v}");
+        let str_at = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+        let u32_at = |key: &str| {
+            v.get(key)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or_else(|| panic!("no numeric {key:?} in {}", ctx()))
+        };
+        let flags: Vec<&str> = v
+            .get("flags")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let linkinfo = v.get("linkinfo");
+        let kind = linkinfo
+            .and_then(|li| li.get("info_kind"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let tun = match (kind.as_deref(), linkinfo.and_then(|li| li.get("info_data"))) {
+            (Some("tun"), Some(data)) => Some(TunInfo::from_json(data)),
+            _ => None,
+        };
+        let bridge_port = match (
+            linkinfo
+                .and_then(|li| li.get("info_slave_kind"))
+                .and_then(Value::as_str),
+            linkinfo.and_then(|li| li.get("info_slave_data")),
+        ) {
+            (Some("bridge"), Some(data)) => {
+                let flag = |key: &str| data.get(key).and_then(Value::as_bool).unwrap_or(false);
+                Some(BridgePort {
+                    isolated: flag("isolated"),
+                    hairpin: flag("hairpin"),
+                    learning: flag("learning"),
+                    flood: flag("flood"),
+                })
+            }
+            _ => None,
+        };
+        Link {
+            name: str_at("ifname").unwrap_or_else(|| panic!("no ifname in {}", ctx())),
+            ifindex: u32_at("ifindex"),
+            kind,
+            master: str_at("master"),
+            mtu: u32_at("mtu"),
+            up: flags.contains(&"UP"),
+            address: str_at("address"),
+            tun,
+            bridge_port,
+        }
+    }
+}
+
+impl TunInfo {
+    fn from_json(data: &Value) -> TunInfo {
+        let flag = |key: &str| data.get(key).and_then(Value::as_bool).unwrap_or(false);
+        TunInfo {
+            tap: data.get("type").and_then(Value::as_str) == Some("tap"),
+            owner: data.get("user").map(|u| id_from_json(u, IdKind::User)),
+            group: data.get("group").map(|g| id_from_json(g, IdKind::Group)),
+            persist: flag("persist"),
+            multi_queue: flag("multi_queue"),
+            vnet_hdr: flag("vnet_hdr"),
+        }
+    }
+}
+
+enum IdKind {
+    User,
+    Group,
+}
+
+/// `ip -j` prints a tap's owner and group as names when they resolve, else as numbers.
+fn id_from_json(v: &Value, kind: IdKind) -> u32 {
+    if let Some(n) = v.as_u64() {
+        return u32::try_from(n).unwrap_or_else(|_| panic!("id {n} out of range"));
+    }
+    let name = v
+        .as_str()
+        .unwrap_or_else(|| panic!("tun user/group is neither a number nor a name: {v}"));
+    let id = match kind {
+        IdKind::User => nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw()),
+        IdKind::Group => nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw()),
+    };
+    id.unwrap_or_else(|| panic!("`ip` printed tun owner/group {name:?}, which does not resolve"))
+}
+
+fn parse_links(json: &str, what: &str) -> Vec<Link> {
+    let v: Value = serde_json::from_str(json)
+        .unwrap_or_else(|e| panic!("cannot parse the JSON of `{what}`: {e}: {json}"));
+    v.as_array()
+        .unwrap_or_else(|| panic!("`{what}` did not print a JSON array: {json}"))
+        .iter()
+        .map(Link::from_json)
+        .collect()
+}
+
+/// The link named `name` in the test namespace, or `None` if there is none.
+pub fn link(name: &str) -> Option<Link> {
+    let args = ["-j", "-d", "link", "show", "dev", name];
+    let out = try_ip(&args);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("does not exist") {
+            return None;
+        }
+        panic!(
+            "`ip {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            stderr.trim()
+        );
+    }
+    let mut found = parse_links(&String::from_utf8_lossy(&out.stdout), &args.join(" "));
+    assert_eq!(found.len(), 1, "`ip {}` listed {found:?}", args.join(" "));
+    found.pop()
+}
+
+/// Like [`link`], but panics with a clear message if the link does not exist.
+pub fn expect_link(name: &str) -> Link {
+    link(name).unwrap_or_else(|| panic!("link {name:?} does not exist in the test namespace"))
+}
+
+/// All links of the test namespace.
+pub fn links() -> Vec<Link> {
+    parse_links(&ip(&["-j", "-d", "link", "show"]), "ip -j -d link show")
+}
+
+/// Polls `cond` every 20 ms until it returns `Some`; panics after `timeout`, naming `what`.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = cond() {
+            return t;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures. All run in the test namespace and panic on failure.
+
+/// Creates bridge `name` (STP off, the kernel default) and brings it up. With `mtu`, sets it
+/// afterwards with `ip link set … mtu`, which marks the MTU as set by the user, so the kernel
+/// keeps it when ports join instead of following the smallest port.
+pub fn add_bridge(name: &str, mtu: Option<u32>) {
+    ip(&["link", "add", name, "type", "bridge"]);
+    if let Some(mtu) = mtu {
+        set_mtu(name, mtu);
+    }
+    set_up(name);
+}
+
+/// Creates bridge `name`, up, with address `cidr_v4` (e.g. `10.0.2.1/24`), and makes it carry
+/// the IPv4 default route (`ip route add default dev NAME`). A bridge with no port has no carrier;
+/// the kernel accepts the route anyway (flagged `linkdown`), and it works once a port is up.
+pub fn add_bridge_with_default_route(name: &str, cidr_v4: &str) {
+    add_bridge(name, None);
+    ip(&["addr", "add", cidr_v4, "dev", name]);
+    ip(&["route", "add", "default", "dev", name]);
+}
+
+/// Creates persistent tap `name` (`ip tuntap add mode tap [user U] [group G]`), down, no master.
+pub fn add_tap(name: &str, owner: Option<u32>, group: Option<u32>) {
+    let (owner, group) = (owner.map(|u| u.to_string()), group.map(|g| g.to_string()));
+    let mut args = vec!["tuntap", "add", "dev", name, "mode", "tap"];
+    if let Some(owner) = &owner {
+        args.extend(["user", owner.as_str()]);
+    }
+    if let Some(group) = &group {
+        args.extend(["group", group.as_str()]);
+    }
+    ip(&args);
+}
+
+/// Creates persistent tun (layer 3, not a tap) `name`.
+pub fn add_tun(name: &str) {
+    ip(&["tuntap", "add", "dev", name, "mode", "tun"]);
+}
+
+/// Creates the veth pair `a` / `b`, both down.
+pub fn add_veth(a: &str, b: &str) {
+    ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+}
+
+pub fn set_master(dev: &str, bridge: &str) {
+    ip(&["link", "set", "dev", dev, "master", bridge]);
+}
+
+pub fn set_nomaster(dev: &str) {
+    ip(&["link", "set", "dev", dev, "nomaster"]);
+}
+
+pub fn set_up(dev: &str) {
+    ip(&["link", "set", "dev", dev, "up"]);
+}
+
+pub fn set_down(dev: &str) {
+    ip(&["link", "set", "dev", dev, "down"]);
+}
+
+pub fn set_mtu(dev: &str, mtu: u32) {
+    ip(&["link", "set", "dev", dev, "mtu", &mtu.to_string()]);
+}
+
+pub fn del_link(dev: &str) {
+    ip(&["link", "del", "dev", dev]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running binaries.
+
+/// Real and group ids to run a child as (`setgid`, `setuid`; supplementary groups are cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What a finished program left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    /// Exit status; `128 + N` if killed by signal N, as a shell reports it.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RunOutput {
+    /// Panics with the whole output unless the exit status is 0.
+    pub fn assert_success(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success, got {self:#?}");
+        self
+    }
+}
+
+/// `128 + signal` for a signal death, as a shell reports it.
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+fn clean_command(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .envs(env.iter().map(|&(k, v)| (OsStr::new(k), OsStr::new(v))));
+    cmd
+}
+
+fn output_of(mut cmd: Command, what: &Path) -> RunOutput {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", what.display()));
+    RunOutput {
+        code: exit_code(out.status),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `bin ARGS` with a cleared environment plus `PATH=`[`CLEAN_PATH`] and `env`, stdin
+/// `/dev/null`, and waits for it. It runs in the calling thread's network namespace: inside a
+/// [`Netns`] for anything that touches links (this is not checked, so that `--help`-style tests
+/// can run without root).
+pub fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
+    output_of(clean_command(bin, args, env), bin)
+}
+
+/// Like [`run`], as `creds` (needs root).
+pub fn run_as(bin: &Path, args: &[&str], env: &[(&str, &str)], creds: Creds) -> RunOutput {
+    let mut cmd = clean_command(bin, args, env);
+    cmd.uid(creds.uid).gid(creds.gid);
+    output_of(cmd, bin)
+}

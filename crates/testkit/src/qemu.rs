@@ -1,0 +1,385 @@
+//! Launching the test guest under QEMU with a tap netdev and the scripts under test.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::{assert_in_test_netns, exit_code, Creds, GuestImage, CLEAN_PATH};
+
+/// Default time limit for a boot, a marker or an exit: generous, CI is a 2-core machine running
+/// QEMU under TCG, several at once.
+pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How to start QEMU; made by [`Qemu::options`], consumed by [`QemuOptions::spawn`].
+#[derive(Debug, Clone)]
+pub struct QemuOptions {
+    image: GuestImage,
+    tap: String,
+    script: Option<PathBuf>,
+    downscript: Option<PathBuf>,
+    guest_ip: Option<String>,
+    ping: Option<String>,
+    env: Vec<(String, String)>,
+    creds: Option<Creds>,
+    qemu: PathBuf,
+}
+
+impl QemuOptions {
+    /// `script=PATH` (QEMU runs `PATH TAP` after opening the tap). Default `script=no`.
+    pub fn script(mut self, path: impl AsRef<Path>) -> Self {
+        self.script = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `downscript=PATH` (QEMU runs `PATH TAP` at netdev cleanup). Default `downscript=no`.
+    pub fn downscript(mut self, path: impl AsRef<Path>) -> Self {
+        self.downscript = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// The guest's `eth0` address, e.g. `10.0.2.15/24`.
+    pub fn guest_ip(mut self, cidr: &str) -> Self {
+        self.guest_ip = Some(cidr.to_owned());
+        self
+    }
+
+    /// The address the guest pings; it then prints `GUEST-PING-OK` or `GUEST-PING-FAIL`.
+    pub fn ping(mut self, addr: &str) -> Self {
+        self.ping = Some(addr.to_owned());
+        self
+    }
+
+    /// Adds a variable to QEMU's environment, which QEMU passes on to the scripts. The
+    /// environment is otherwise cleared but for `PATH=`[`CLEAN_PATH`].
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs QEMU (and so the scripts) with these real and effective ids.
+    pub fn creds(mut self, creds: Creds) -> Self {
+        self.creds = Some(creds);
+        self
+    }
+
+    /// The full command line, for logs and messages.
+    pub fn args(&self) -> Vec<String> {
+        let path_or_no = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map_or_else(|| "no".to_owned(), |p| p.display().to_string())
+        };
+        let mut append = String::from("console=ttyS0 panic=-1 quiet");
+        if let Some(ip) = &self.guest_ip {
+            append.push_str(&format!(" ifup_rs.ip={ip}"));
+        }
+        if let Some(ping) = &self.ping {
+            append.push_str(&format!(" ifup_rs.ping={ping}"));
+        }
+        [
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-nodefaults",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([
+            "-kernel".to_owned(),
+            self.image.kernel.display().to_string(),
+            "-initrd".to_owned(),
+            self.image.initrd.display().to_string(),
+            "-append".to_owned(),
+            append,
+            "-netdev".to_owned(),
+            format!(
+                "tap,id=n0,ifname={},script={},downscript={}",
+                self.tap,
+                path_or_no(&self.script),
+                path_or_no(&self.downscript)
+            ),
+            "-device".to_owned(),
+            // romfile= : no PXE option ROM, nothing to load, and a faster start.
+            "virtio-net-pci,netdev=n0,romfile=".to_owned(),
+        ])
+        .collect()
+    }
+
+    /// Starts QEMU in the calling thread's network namespace (which must be a [`crate::Netns`]).
+    pub fn spawn(self) -> Qemu {
+        assert_in_test_netns("starting QEMU");
+        let args = self.args();
+        let mut cmd = Command::new(&self.qemu);
+        cmd.args(&args)
+            .env_clear()
+            .env("PATH", CLEAN_PATH)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(creds) = self.creds {
+            cmd.uid(creds.uid).gid(creds.gid);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (install qemu-system-x86)",
+                self.qemu.display()
+            )
+        });
+        let console = Arc::new(Stream::default());
+        let stderr = Arc::new(Stream::default());
+        let readers = vec![
+            Stream::pump(child.stdout.take().unwrap(), Arc::clone(&console)),
+            Stream::pump(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+        ];
+        Qemu {
+            child,
+            console,
+            stderr,
+            readers,
+            command_line: format!("{} {}", self.qemu.display(), args.join(" ")),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Output of one of QEMU's pipes, filled by a reader thread.
+#[derive(Default)]
+struct Stream {
+    state: Mutex<(String, bool)>, // (text so far, EOF seen)
+    changed: Condvar,
+}
+
+impl Stream {
+    fn pump(mut pipe: impl Read + Send + 'static, stream: Arc<Stream>) -> JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = pipe.read(&mut buf).unwrap_or(0);
+                let mut state = stream.state.lock().unwrap();
+                if n == 0 {
+                    state.1 = true;
+                } else {
+                    state.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+                drop(state);
+                stream.changed.notify_all();
+                if n == 0 {
+                    return;
+                }
+            }
+        })
+    }
+
+    fn text(&self) -> String {
+        self.state.lock().unwrap().0.clone()
+    }
+
+    /// Waits until EOF (all writers closed the pipe) or the deadline.
+    fn wait_eof(&self, deadline: Instant) {
+        let mut state = self.state.lock().unwrap();
+        while !state.1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = self.changed.wait_timeout(state, left).unwrap().0;
+        }
+    }
+}
+
+/// A running QEMU. Dropping it kills QEMU if it still runs.
+pub struct Qemu {
+    child: Child,
+    console: Arc<Stream>,
+    stderr: Arc<Stream>,
+    readers: Vec<JoinHandle<()>>,
+    command_line: String,
+    started: Instant,
+}
+
+/// How QEMU ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuExit {
+    /// Exit status; `128 + N` if killed by signal N.
+    pub code: i32,
+    /// The guest's serial console.
+    pub console: String,
+    /// QEMU's stderr (the scripts' stderr goes there too).
+    pub stderr: String,
+    /// From spawn to exit.
+    pub elapsed: Duration,
+}
+
+impl Qemu {
+    /// Options to boot `image` with a NIC on tap `tap` (`-netdev tap,ifname=TAP`).
+    pub fn options(image: &GuestImage, tap: &str) -> QemuOptions {
+        QemuOptions {
+            image: image.clone(),
+            tap: tap.to_owned(),
+            script: None,
+            downscript: None,
+            guest_ip: None,
+            ping: None,
+            env: Vec::new(),
+            creds: None,
+            qemu: PathBuf::from("qemu-system-x86_64"),
+        }
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The guest console so far.
+    pub fn console(&self) -> String {
+        self.console.text()
+    }
+
+    /// QEMU's stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Time since spawn.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits until the console shows a line containing `marker`.
+    /// Panics (killing QEMU) on timeout or if QEMU exits first, with the console and stderr.
+    pub fn wait_for(&mut self, marker: &str, timeout: Duration) {
+        self.wait_for_any(&[marker], timeout);
+    }
+
+    /// Waits until the console shows one of `markers`; returns the first that appeared (the
+    /// earliest in the console). Panics like [`Qemu::wait_for`].
+    pub fn wait_for_any<'m>(&mut self, markers: &[&'m str], timeout: Duration) -> &'m str {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = {
+                let state = self.console.state.lock().unwrap();
+                markers
+                    .iter()
+                    .filter_map(|m| state.0.find(m).map(|at| (at, *m)))
+                    .min()
+            };
+            if let Some((_, m)) = found {
+                return m;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.fail(&format!(
+                    "QEMU exited ({}) before the console showed any of {markers:?}",
+                    exit_code(status)
+                ));
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "timed out after {timeout:?} waiting for {markers:?} on the console"
+                ));
+            }
+            let state = self.console.state.lock().unwrap();
+            let _ = self
+                .console
+                .changed
+                .wait_timeout(state, Duration::from_millis(50))
+                .unwrap();
+        }
+    }
+
+    /// Polls `cond` every 20 ms while QEMU runs, until it returns `Some`, e.g. "the tap has a
+    /// master". Panics (killing QEMU) on timeout or if QEMU exits first, naming `what`.
+    pub fn wait_until<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut cond: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(t) = cond() {
+                return t;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.fail(&format!(
+                    "QEMU exited ({}) while waiting for {what}",
+                    exit_code(status)
+                ));
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("timed out after {timeout:?} waiting for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for QEMU to exit (the guest powers off by itself once done).
+    /// Panics (killing QEMU) on timeout, with the console and stderr.
+    pub fn wait_exit(mut self, timeout: Duration) -> QemuExit {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "timed out after {timeout:?} waiting for QEMU to exit"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = self.started.elapsed();
+        // A script's child could keep a pipe open: don't wait for EOF forever.
+        let eof_deadline = Instant::now() + Duration::from_secs(5);
+        self.console.wait_eof(eof_deadline);
+        self.stderr.wait_eof(eof_deadline);
+        QemuExit {
+            code: exit_code(status),
+            console: self.console(),
+            stderr: self.stderr(),
+            elapsed,
+        }
+    }
+
+    /// Kills QEMU and panics with `why`, the command line, the console and stderr.
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.console
+            .wait_eof(Instant::now() + Duration::from_secs(2));
+        self.stderr
+            .wait_eof(Instant::now() + Duration::from_secs(2));
+        panic!(
+            "{why}\n--- command ---\n{}\n--- guest console ---\n{}\n--- QEMU stderr ---\n{}\n---",
+            self.command_line,
+            self.console(),
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        for reader in self.readers.drain(..) {
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! qemu-ifup / qemu-ifdown against the real kernel, each test in its own network namespace.
+//! State is read back with `ip -j -d link show` (testkit), never from our own netlink code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use ifup_testkit::{
+    add_bridge, add_tap, add_tun, add_veth, expect_link, ip, link, links, run, set_master, set_mtu,
+    Netns, RunOutput,
+};
+
+const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
+const IFDOWN: &str = env!("CARGO_BIN_EXE_qemu-ifdown");
+
+fn ifup(args: &[&str]) -> RunOutput {
+    run(Path::new(IFUP), args, &[])
+}
+
+fn ifdown(args: &[&str]) -> RunOutput {
+    run(Path::new(IFDOWN), args, &[])
+}
+
+/// A config file with `text`, unique to the calling test.
+fn config(test: &str, text: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ifup-configs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{test}.conf"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An empty config: no rule, no bridge line, so the default route decides (and the host's
+/// /etc/qemu-ifup-rs.conf, if any, is not read).
+fn empty_config(test: &str) -> String {
+    config(test, "# empty\n").display().to_string()
+}
+
+/// Asserts a failure: the exit status, exactly one stderr line with the program's prefix, and
+/// that it mentions each of `words`.
+fn assert_fails(out: &RunOutput, code: i32, prog: &str, words: &[&str]) {
+    assert_eq!(out.code, code, "exit status; output: {out:#?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one stderr line expected: {out:#?}");
+    assert!(
+        lines[0].starts_with(&format!("{prog}: error: ")),
+        "prefix: {:?}",
+        lines[0]
+    );
+    for w in words {
+        assert!(lines[0].contains(w), "{w:?} missing from {:?}", lines[0]);
+    }
+}
+
+/// A namespace with bridge `br0` (MTU `mtu`) carrying the default route, and tap `vmtap0`.
+fn setup(mtu: u32) -> Netns {
+    let ns = Netns::new();
+    add_bridge("br0", Some(mtu));
+    ip(&["addr", "add", "10.0.2.1/24", "dev", "br0"]);
+    ip(&["route", "add", "default", "dev", "br0"]);
+    add_tap("vmtap0", None, None);
+    ns
+}
+
+fn assert_attached(tap: &str, bridge: &str, mtu: u32) {
+    let l = expect_link(tap);
+    assert_eq!(l.master.as_deref(), Some(bridge), "{l:?}");
+    assert_eq!(l.mtu, mtu, "{l:?}");
+    assert!(l.up, "{l:?}");
+}
+
+fn assert_detached(tap: &str) {
+    let l = expect_link(tap);
+    assert_eq!(l.master, None, "{l:?}");
+    assert!(!l.up, "{l:?}");
+}
+
+#[test]
+fn attach_via_default_route_copies_bridge_mtu() {
+    let _ns = setup(1400);
+    let cfg = empty_config("attach_default_route");
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
+    out.assert_success();
+    assert_eq!(out.stderr, "");
+    assert_attached("vmtap0", "br0", 1400);
+    // tap-mac fe (the default): the host side of the tap starts with fe.
+    let mac = expect_link("vmtap0").address.unwrap();
+    assert!(mac.starts_with("fe:"), "{mac}");
+}
+
+#[test]
+fn attach_twice_changes_nothing() {
+    let _ns = setup(1500);
+    let cfg = empty_config("attach_twice");
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    let before = links();
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
+    out.assert_success();
+    assert_eq!(links(), before);
+    assert_attached("vmtap0", "br0", 1500);
+}
+
+#[test]
+fn detach_and_detach_twice() {
+    let _ns = setup(1500);
+    let cfg = empty_config("detach");
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    ifdown(&["vmtap0"]).assert_success();
+    assert_detached("vmtap0");
+    let before = links();
+    let out = ifdown(&["vmtap0"]);
+    out.assert_success();
+    assert_eq!(out.stderr, "");
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn detach_missing_tap_is_success() {
+    let _ns = setup(1500);
+    let out = ifdown(&["vmtap9"]);
+    out.assert_success();
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn missing_tap_fails() {
+    let _ns = setup(1500);
+    let cfg = empty_config("missing_tap");
+    let before = links();
+    let out = ifup(&["--config", &cfg, "vmtap9"]);
+    assert_fails(&out, 1, "qemu-ifup", &["vmtap9", "does not exist"]);
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn missing_bridge_fails_and_changes_nothing() {
+    let _ns = setup(1500);
+    let cfg = config("missing_bridge", "bridge br-nope\n");
+    let before = links();
+    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    assert_fails(
+        &out,
+        1,
+        "qemu-ifup",
+        &["vmtap0", "br-nope", "does not exist", ":1"],
+    );
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn bridge_that_is_not_a_bridge_fails() {
+    let _ns = setup(1500);
+    add_veth("veth0", "veth1");
+    let cfg = config("not_a_bridge", "bridge veth0\n");
+    let before = links();
+    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    assert_fails(&out, 1, "qemu-ifup", &["vmtap0", "veth0", "not a bridge"]);
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn non_taps_are_refused_by_both() {
+    let _ns = setup(1500);
+    add_veth("veth0", "veth1");
+    add_tun("tun0");
+    add_bridge("br1", None);
+    let cfg = empty_config("non_taps");
+    let before = links();
+    for (name, what) in [
+        ("veth0", "veth"),
+        ("br1", "bridge"),
+        ("lo", "loopback"),
+        ("tun0", "tun"),
+    ] {
+        let out = ifup(&["--config", &cfg, name]);
+        assert_fails(&out, 1, "qemu-ifup", &[name, what, "not a tap"]);
+        let out = ifdown(&[name]);
+        assert_fails(&out, 1, "qemu-ifdown", &[name, what, "not a tap"]);
+    }
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn invalid_tap_names_are_usage_errors() {
+    let _ns = setup(1500);
+    let before = links();
+    for bad in [
+        "",
+        "a23456789012345b",
+        "a/b",
+        "a b",
+        "a\tb",
+        "a\nb",
+        "a\u{7}b",
+        ".",
+        "..",
+        "-x",
+    ] {
+        for (bin, prog) in [(IFUP, "qemu-ifup"), (IFDOWN, "qemu-ifdown")] {
+            let out = run(Path::new(bin), &[bad], &[]);
+            assert_eq!(out.code, 2, "{bad:?}: {out:#?}");
+            assert_eq!(out.stderr.lines().count(), 1, "{bad:?}: {out:#?}");
+            assert!(
+                out.stderr.starts_with(&format!("{prog}: error: ")),
+                "{out:#?}"
+            );
+        }
+    }
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn default_route_via_non_bridge_fails() {
+    let _ns = Netns::new();
+    add_veth("veth0", "veth1");
+    ip(&["link", "set", "veth0", "up"]);
+    ip(&["link", "set", "veth1", "up"]);
+    ip(&["addr", "add", "10.0.3.1/24", "dev", "veth0"]);
+    ip(&["route", "add", "default", "dev", "veth0"]);
+    add_tap("vmtap0", None, None);
+    let cfg = empty_config("default_non_bridge");
+    let before = links();
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
+    assert_fails(
+        &out,
+        1,
+        "qemu-ifup",
+        &["vmtap0", "veth0", "not a bridge", "bridge NAME"],
+    );
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn no_default_route_and_no_config_fails() {
+    let _ns = Netns::new();
+    add_bridge("br0", None);
+    add_tap("vmtap0", None, None);
+    let cfg = empty_config("no_route");
+    let before = links();
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
+    assert_fails(&out, 1, "qemu-ifup", &["vmtap0", "no default route"]);
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn ipv6_default_route_is_used_when_there_is_no_ipv4_one() {
+    let _ns = Netns::new();
+    add_bridge("br6", None);
+    ip(&["addr", "add", "fd00::1/64", "dev", "br6", "nodad"]);
+    ip(&["-6", "route", "add", "default", "dev", "br6"]);
+    add_tap("vmtap0", None, None);
+    let cfg = empty_config("ipv6_route");
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br6", 1500);
+}
+
+#[test]
+fn tap_rule_beats_bridge_line() {
+    let _ns = setup(1500);
+    add_bridge("br-lab", Some(1450));
+    add_tap("vm-lab-1", None, None);
+    let cfg = config(
+        "rule_beats_line",
+        "# lab machines go to br-lab\nbridge br0\ntap vm-lab-*  bridge br-lab\n",
+    );
+    let cfg = cfg.display().to_string();
+    ifup(&["--config", &cfg, "vm-lab-1"]).assert_success();
+    assert_attached("vm-lab-1", "br-lab", 1450);
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 1500);
+}
+
+#[test]
+fn config_from_environment() {
+    let _ns = setup(1500);
+    add_bridge("br-env", None);
+    let cfg = config("from_env", "bridge br-env\n");
+    let out = run(
+        Path::new(IFUP),
+        &["vmtap0"],
+        &[("QEMU_IFUP_CONFIG", &cfg.display().to_string())],
+    );
+    out.assert_success();
+    assert_attached("vmtap0", "br-env", 1500);
+}
+
+#[test]
+fn fixed_mtu_9000() {
+    let _ns = setup(9000);
+    let cfg = config("mtu9000", "bridge br0 mtu 9000\n");
+    ifup(&["--config", &cfg.display().to_string(), "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 9000);
+}
+
+#[test]
+fn tap_mac_keep() {
+    let _ns = setup(1500);
+    let mac = expect_link("vmtap0").address.unwrap();
+    let cfg = config("mac_keep", "bridge br0 tap-mac keep\n");
+    ifup(&["--config", &cfg.display().to_string(), "vmtap0"]).assert_success();
+    assert_eq!(expect_link("vmtap0").address.unwrap(), mac);
+}
+
+#[test]
+fn config_syntax_errors_name_file_and_line() {
+    let _ns = setup(1500);
+    let before = links();
+    for (i, (text, words)) in [
+        ("bridge br0\nbogus x\n", &["bogus"][..]),
+        ("\n\nbridge br0 mtu 12\n", &["mtu"][..]),
+        ("bridge br0 isolated maybe\n", &["isolated"][..]),
+        ("tap vm-[ bridge br0\n", &["vm-["][..]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cfg = config(&format!("syntax{i}"), text);
+        let cfg_s = cfg.display().to_string();
+        let line = text.lines().count();
+        let out = ifup(&["--config", &cfg_s, "vmtap0"]);
+        let at = format!("{cfg_s}:{line}");
+        let mut expect = vec![at.as_str()];
+        expect.extend_from_slice(words);
+        assert_fails(&out, 2, "qemu-ifup", &expect);
+    }
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn dry_run_changes_nothing_and_prints_the_plan() {
+    let _ns = setup(1400);
+    let cfg = empty_config("dry_run");
+    let before = links();
+    let out = ifup(&["--dry-run", "--config", &cfg, "vmtap0"]);
+    out.assert_success();
+    assert_eq!(links(), before);
+    for w in [
+        "vmtap0",
+        "br0",
+        "set mtu 1400",
+        "attach to bridge br0",
+        "set up",
+        "set address fe:",
+    ] {
+        assert!(out.stdout.contains(w), "{w:?} missing from {}", out.stdout);
+    }
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    let before = links();
+    let out = ifdown(&["--dry-run", "vmtap0"]);
+    out.assert_success();
+    assert!(
+        out.stdout.contains("detach from bridge br0"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn root_may_move_a_tap_between_bridges() {
+    let _ns = setup(1500);
+    add_bridge("br1", None);
+    set_master("vmtap0", "br1");
+    let cfg = empty_config("move");
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 1500);
+}
+
+#[test]
+fn failure_after_attach_is_undone() {
+    // VLAN options need vlan_filtering: refused before anything changes.
+    let _ns = setup(1500);
+    let cfg = config("vlan_no_filtering", "bridge br0 vlan 20\n");
+    let before = links();
+    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    assert_fails(&out, 1, "qemu-ifup", &["vmtap0", "br0", "vlan_filtering"]);
+    assert_eq!(links(), before);
+}
+
+#[test]
+fn mtu_the_bridge_cannot_take_is_rolled_back() {
+    // A tap MTU larger than the tap allows (65521 for taps) fails in the kernel: nothing may
+    // stay half-done (no master, original MTU, down).
+    let _ns = setup(1500);
+    let cfg = config("mtu_too_big", "bridge br0 mtu 65535\n");
+    let before = link("vmtap0").unwrap();
+    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    assert_fails(&out, 1, "qemu-ifup", &["vmtap0", "br0"]);
+    let after = link("vmtap0").unwrap();
+    assert_eq!(after.master, None);
+    assert_eq!(after.mtu, before.mtu);
+    assert!(!after.up);
+    assert_eq!(after.address, before.address);
+}
+
+#[test]
+fn help_and_version() {
+    let out = run(Path::new(IFUP), &["--help"], &[]);
+    out.assert_success();
+    assert!(out.stdout.contains("Usage: qemu-ifup"));
+    let out = run(Path::new(IFDOWN), &["--version"], &[]);
+    out.assert_success();
+    assert!(out.stdout.starts_with("qemu-ifdown (qemu-ifup-rs) "));
+    let out = run(Path::new(IFUP), &["--frobnicate", "x"], &[]);
+    assert_fails(&out, 2, "qemu-ifup", &["--frobnicate"]);
+}
+
+#[test]
+fn without_cap_net_admin_the_error_says_how_to_fix_it() {
+    let _ns = setup(1500);
+    let cfg = empty_config("no_cap");
+    // The config must be readable by the unprivileged uid.
+    let before = links();
+    let out = ifup_testkit::run_as(
+        Path::new(IFUP),
+        &["--config", &cfg, "vmtap0"],
+        &[],
+        ifup_testkit::Creds {
+            uid: 65534,
+            gid: 65534,
+        },
+    );
+    assert_fails(
+        &out,
+        1,
+        "qemu-ifup",
+        &["vmtap0", "CAP_NET_ADMIN", "setcap cap_net_admin+ep"],
+    );
+    assert_eq!(links(), before);
+    let _ = set_mtu;
+}
