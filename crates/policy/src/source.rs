@@ -1,0 +1,453 @@
+//! How the parsers read files, who is asking, and when a file may be trusted.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{parent_dir, LineError, PolicyError, TrustProblem};
+
+/// File type mask of `st_mode`.
+pub const S_IFMT: u32 = 0o170_000;
+/// Regular file.
+pub const S_IFREG: u32 = 0o100_000;
+/// Directory.
+pub const S_IFDIR: u32 = 0o040_000;
+
+/// The parts of `stat` this crate looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub uid: u32,
+    pub gid: u32,
+    /// Full `st_mode`, file type bits included.
+    pub mode: u32,
+}
+
+/// A file's text and metadata, and the metadata of the directory holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileData {
+    pub text: String,
+    pub file: FileMeta,
+    pub dir: FileMeta,
+}
+
+/// Reads files for the parsers.
+pub trait FileSource {
+    /// Ok(None) when the file does not exist (ENOENT); Err for any other failure.
+    fn read(&self, path: &Path) -> Result<Option<FileData>, io::Error>;
+}
+
+/// Who is asking: real uid, real gid and supplementary groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Caller {
+    /// Whether the caller is in group `gid` (primary or supplementary).
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+
+    /// Whether this caller could read a file with this metadata, by mode bits only, as the
+    /// kernel decides: the owner bits if the uid matches, else the group bits if the primary or a
+    /// supplementary group matches, else the other bits. uid 0 can read anything.
+    /// (POSIX ACLs and the directories on the way are not considered.)
+    pub fn can_read(&self, meta: &FileMeta) -> bool {
+        if self.uid == 0 {
+            return true;
+        }
+        let bit = if self.uid == meta.uid {
+            0o400
+        } else if self.in_group(meta.gid) {
+            0o040
+        } else {
+            0o004
+        };
+        meta.mode & bit != 0
+    }
+}
+
+/// Whether files must be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Run by root (or unprivileged without gained privilege): any file is used.
+    Any,
+    /// Privileged mode: every file must pass [`check_trusted`].
+    RootOwnedOnly,
+}
+
+/// Check that only root can change the file at `path`: it must be a regular file owned by uid 0
+/// and not writable by group or others, and its directory must be owned by uid 0 and not
+/// writable by group or others. The error names the path and the fix.
+pub fn check_trusted(path: &Path, data: &FileData) -> Result<(), PolicyError> {
+    let untrusted = |problem| PolicyError::Untrusted {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let file = &data.file;
+    if file.mode & S_IFMT != S_IFREG {
+        return Err(untrusted(TrustProblem::NotRegular { mode: file.mode }));
+    }
+    if file.uid != 0 {
+        return Err(untrusted(TrustProblem::FileOwner {
+            file: path.to_path_buf(),
+            uid: file.uid,
+        }));
+    }
+    if file.mode & 0o022 != 0 {
+        return Err(untrusted(TrustProblem::FileWritable {
+            file: path.to_path_buf(),
+            mode: file.mode,
+        }));
+    }
+    let dir = &data.dir;
+    if dir.uid != 0 {
+        return Err(untrusted(TrustProblem::DirOwner {
+            dir: parent_dir(path),
+            uid: dir.uid,
+        }));
+    }
+    if dir.mode & 0o022 != 0 {
+        return Err(untrusted(TrustProblem::DirWritable {
+            dir: parent_dir(path),
+            mode: dir.mode,
+        }));
+    }
+    Ok(())
+}
+
+/// Where an `include` names: relative paths are taken from the including file's directory.
+pub(crate) fn resolve_include(from: &Path, target: &str) -> PathBuf {
+    let target = Path::new(target);
+    match from.parent() {
+        Some(dir) if target.is_relative() => dir.join(target),
+        _ => target.to_path_buf(),
+    }
+}
+
+/// `path` with `.` removed and `..` applied lexically, for loop detection only (the file is
+/// read by the path as written, so symlinks keep their meaning; a loop through symlinks is
+/// caught by the depth limit).
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Open the file an `include` names: checks depth and loops against `stack` (the normalized
+/// paths of the files being read), then reads it. `wrap` turns a line problem into the
+/// crate error for the kind of file (config or ACL) at the include line.
+pub(crate) fn open_include(
+    src: &dyn FileSource,
+    stack: &[PathBuf],
+    target: &Path,
+    depth: usize,
+    wrap: &dyn Fn(LineError) -> PolicyError,
+) -> Result<FileData, PolicyError> {
+    if depth > crate::MAX_INCLUDE_DEPTH {
+        return Err(wrap(LineError::IncludeTooDeep {
+            path: target.to_path_buf(),
+        }));
+    }
+    if stack.contains(&normalize(target)) {
+        return Err(wrap(LineError::IncludeLoop {
+            path: target.to_path_buf(),
+        }));
+    }
+    match src.read(target) {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(wrap(LineError::IncludeMissing {
+            path: target.to_path_buf(),
+        })),
+        Err(source) => Err(PolicyError::Read {
+            path: target.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The argument of `include`: the rest of the line after the keyword, trimmed (so, as in
+/// qemu-bridge-helper, a path may contain spaces), or None when there is none.
+pub(crate) fn include_arg(content: &str) -> Option<&str> {
+    let rest = content.trim_start().strip_prefix("include")?.trim();
+    (!rest.is_empty()).then_some(rest)
+}
+
+/// The lines of `text` that say something: (1-based line number, text before any `#`), blank
+/// lines and comment-only lines skipped.
+pub(crate) fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let content = match line.find('#') {
+            Some(at) => &line[..at],
+            None => line,
+        };
+        (!content.trim().is_empty()).then_some((i + 1, content))
+    })
+}
+
+/// An in-memory [`FileSource`], for tests and fuzzing.
+#[derive(Debug, Clone, Default)]
+pub struct MemSource {
+    files: HashMap<PathBuf, FileData>,
+    errors: HashMap<PathBuf, io::ErrorKind>,
+}
+
+impl MemSource {
+    /// Metadata of a root-owned 0644 regular file.
+    pub const ROOT_FILE: FileMeta = FileMeta {
+        uid: 0,
+        gid: 0,
+        mode: S_IFREG | 0o644,
+    };
+    /// Metadata of a root-owned 0755 directory.
+    pub const ROOT_DIR: FileMeta = FileMeta {
+        uid: 0,
+        gid: 0,
+        mode: S_IFDIR | 0o755,
+    };
+
+    pub fn new() -> MemSource {
+        MemSource::default()
+    }
+
+    /// Add a file with the given metadata.
+    pub fn insert(&mut self, path: impl Into<PathBuf>, data: FileData) -> &mut MemSource {
+        self.files.insert(path.into(), data);
+        self
+    }
+
+    /// Add a root-owned 0644 file in a root-owned 0755 directory.
+    pub fn insert_text(&mut self, path: impl Into<PathBuf>, text: &str) -> &mut MemSource {
+        self.insert(
+            path,
+            FileData {
+                text: text.to_owned(),
+                file: MemSource::ROOT_FILE,
+                dir: MemSource::ROOT_DIR,
+            },
+        )
+    }
+
+    /// Make reading `path` fail with `kind`.
+    pub fn insert_error(
+        &mut self,
+        path: impl Into<PathBuf>,
+        kind: io::ErrorKind,
+    ) -> &mut MemSource {
+        self.errors.insert(path.into(), kind);
+        self
+    }
+}
+
+impl FileSource for MemSource {
+    fn read(&self, path: &Path) -> Result<Option<FileData>, io::Error> {
+        if let Some(kind) = self.errors.get(path) {
+            return Err(io::Error::from(*kind));
+        }
+        Ok(self.files.get(path).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn data(file: FileMeta, dir: FileMeta) -> FileData {
+        FileData {
+            text: String::new(),
+            file,
+            dir,
+        }
+    }
+
+    fn meta(uid: u32, gid: u32, mode: u32) -> FileMeta {
+        FileMeta { uid, gid, mode }
+    }
+
+    fn problem(file: FileMeta, dir: FileMeta) -> TrustProblem {
+        match check_trusted(Path::new("/etc/qemu/x.conf"), &data(file, dir)) {
+            Err(PolicyError::Untrusted { path, problem }) => {
+                assert_eq!(path, Path::new("/etc/qemu/x.conf"));
+                problem
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const DIR: FileMeta = MemSource::ROOT_DIR;
+
+    #[test]
+    fn trusted() {
+        for mode in [0o644, 0o600, 0o400, 0o640, 0o4755, 0o000] {
+            check_trusted(Path::new("/x"), &data(meta(0, 7, S_IFREG | mode), DIR)).unwrap();
+        }
+        // Group ownership does not matter when the group cannot write.
+        check_trusted(
+            Path::new("/x"),
+            &data(
+                meta(0, 1000, S_IFREG | 0o640),
+                meta(0, 1000, S_IFDIR | 0o1755),
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn group_writable_file() {
+        let p = problem(meta(0, 0, S_IFREG | 0o664), DIR);
+        assert!(matches!(p, TrustProblem::FileWritable { .. }));
+        let msg = PolicyError::Untrusted {
+            path: "/etc/qemu/x.conf".into(),
+            problem: p,
+        }
+        .to_string();
+        assert!(msg.contains("/etc/qemu/x.conf"), "{msg}");
+        assert!(msg.contains("chown root"), "{msg}");
+        assert!(msg.contains("chmod go-w /etc/qemu/x.conf"), "{msg}");
+        assert!(msg.contains("0664"), "{msg}");
+        assert!(!PolicyError::Untrusted {
+            path: "/x".into(),
+            problem: TrustProblem::NotRegular { mode: 0 }
+        }
+        .is_usage());
+    }
+
+    #[test]
+    fn world_writable_file() {
+        assert!(matches!(
+            problem(meta(0, 0, S_IFREG | 0o646), DIR),
+            TrustProblem::FileWritable { .. }
+        ));
+    }
+
+    #[test]
+    fn non_root_owner() {
+        assert_eq!(
+            problem(meta(1000, 0, S_IFREG | 0o644), DIR),
+            TrustProblem::FileOwner {
+                file: "/etc/qemu/x.conf".into(),
+                uid: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn non_regular_file() {
+        for kind in [
+            S_IFDIR, 0o010_000, /* fifo */
+            0o120_000, /* symlink */
+            0o020_000, 0,
+        ] {
+            assert!(matches!(
+                problem(meta(0, 0, kind | 0o644), DIR),
+                TrustProblem::NotRegular { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn world_writable_dir() {
+        let file = MemSource::ROOT_FILE;
+        let p = problem(file, meta(0, 0, S_IFDIR | 0o777));
+        assert_eq!(
+            p,
+            TrustProblem::DirWritable {
+                dir: "/etc/qemu".into(),
+                mode: S_IFDIR | 0o777
+            }
+        );
+        assert!(p.to_string().contains("chmod go-w /etc/qemu"), "{p}");
+        // Sticky /tmp is still writable by others: not trusted.
+        assert!(matches!(
+            problem(file, meta(0, 0, S_IFDIR | 0o1777)),
+            TrustProblem::DirWritable { .. }
+        ));
+        assert!(matches!(
+            problem(file, meta(0, 0, S_IFDIR | 0o775)),
+            TrustProblem::DirWritable { .. }
+        ));
+    }
+
+    #[test]
+    fn non_root_dir() {
+        assert_eq!(
+            problem(MemSource::ROOT_FILE, meta(1000, 0, S_IFDIR | 0o755)),
+            TrustProblem::DirOwner {
+                dir: "/etc/qemu".into(),
+                uid: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn can_read() {
+        let alice = Caller {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000, 27],
+        };
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            groups: vec![],
+        };
+        // Owner bits decide for the owner, even when group/other bits would allow.
+        assert!(alice.can_read(&meta(1000, 0, S_IFREG | 0o400)));
+        assert!(!alice.can_read(&meta(1000, 1000, S_IFREG | 0o044)));
+        // Group bits: primary and supplementary groups.
+        assert!(alice.can_read(&meta(0, 1000, S_IFREG | 0o640)));
+        assert!(alice.can_read(&meta(0, 27, S_IFREG | 0o640)));
+        assert!(!alice.can_read(&meta(0, 27, S_IFREG | 0o604)));
+        // Other bits.
+        assert!(!alice.can_read(&meta(0, 5, S_IFREG | 0o640)));
+        assert!(alice.can_read(&meta(0, 5, S_IFREG | 0o604)));
+        assert!(alice.can_read(&meta(0, 5, S_IFREG | 0o644)));
+        assert!(!alice.can_read(&meta(0, 0, S_IFREG | 0o600)));
+        // Root reads anything.
+        assert!(root.can_read(&meta(5, 5, S_IFREG)));
+    }
+
+    #[test]
+    fn include_paths() {
+        assert_eq!(
+            resolve_include(Path::new("/etc/qemu/bridge.conf"), "alice.conf"),
+            Path::new("/etc/qemu/alice.conf")
+        );
+        assert_eq!(
+            resolve_include(Path::new("/etc/qemu/bridge.conf"), "/etc/other.conf"),
+            Path::new("/etc/other.conf")
+        );
+        assert_eq!(
+            resolve_include(Path::new("bridge.conf"), "a.conf"),
+            Path::new("a.conf")
+        );
+        assert_eq!(
+            normalize(Path::new("/etc/qemu/./d/../x.conf")),
+            Path::new("/etc/qemu/x.conf")
+        );
+        assert_eq!(normalize(Path::new("/../x")), Path::new("/x"));
+        assert_eq!(normalize(Path::new("../a/../../x")), Path::new("../../x"));
+    }
+
+    #[test]
+    fn content_lines_strip_comments() {
+        let text = "# c\n\nallow br0 # x\n   \n\tdeny all\r\n#\n";
+        let got: Vec<_> = content_lines(text).collect();
+        assert_eq!(got, vec![(3, "allow br0 "), (5, "\tdeny all")]);
+    }
+}
