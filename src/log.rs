@@ -1,7 +1,11 @@
 //! Syslog: every change (daemon, info) and every denial (authpriv, warning), with the real uid.
 //! The socket is opened only when there is something to log; no syslog socket is not an error.
+//!
+//! One datagram per message in the BSD format `<PRI>TAG[PID]: MESSAGE`, written by hand: no
+//! timestamp and no hostname, so the syslog daemon (journald, rsyslog) stamps the message with its
+//! own clock and time zone, as it does for any local sender that omits them.
 
-use syslog::{Facility, Formatter3164};
+use std::os::unix::net::UnixDatagram;
 
 use crate::cli::Action;
 
@@ -12,25 +16,59 @@ pub enum Level {
     Err,
 }
 
+/// `LOG_DAEMON` and `LOG_AUTHPRIV` from `<syslog.h>`, already shifted.
+const LOG_DAEMON: u32 = 3 << 3;
+const LOG_AUTHPRIV: u32 = 10 << 3;
+
+/// Where a syslog daemon listens: Linux first, then the BSD/macOS paths.
+const SOCKETS: [&str; 3] = ["/dev/log", "/var/run/syslog", "/var/run/log"];
+
+/// The datagram for one message.
+fn datagram(action: Action, pid: u32, uid: u32, level: Level, denial: bool, msg: &str) -> String {
+    let facility = if denial { LOG_AUTHPRIV } else { LOG_DAEMON };
+    let severity = match level {
+        Level::Err => 3,
+        Level::Warning => 4,
+        Level::Info => 6,
+    };
+    format!(
+        "<{}>{}[{pid}]: uid={uid} {msg}",
+        facility | severity,
+        action.program()
+    )
+}
+
 /// Send one message. `denial` selects facility authpriv; everything else goes to daemon.
 pub fn send(action: Action, uid: u32, level: Level, denial: bool, msg: &str) {
-    let formatter = Formatter3164 {
-        facility: if denial {
-            Facility::LOG_AUTHPRIV
-        } else {
-            Facility::LOG_DAEMON
-        },
-        hostname: None,
-        process: action.program().into(),
-        pid: std::process::id(),
-    };
-    let Ok(mut logger) = syslog::unix(formatter) else {
+    let line = datagram(action, std::process::id(), uid, level, denial, msg);
+    let Ok(sock) = UnixDatagram::unbound() else {
         return;
     };
-    let line = format!("uid={uid} {msg}");
-    let _ = match level {
-        Level::Info => logger.info(line),
-        Level::Warning => logger.warning(line),
-        Level::Err => logger.err(line),
-    };
+    for path in SOCKETS {
+        if sock.connect(path).is_ok() {
+            let _ = sock.send(line.as_bytes());
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_and_priority() {
+        assert_eq!(
+            datagram(Action::Up, 42, 1000, Level::Info, false, "tap0 -> br0"),
+            "<30>qemu-ifup[42]: uid=1000 tap0 -> br0"
+        );
+        assert_eq!(
+            datagram(Action::Down, 7, 1000, Level::Warning, true, "denied: x"),
+            "<84>qemu-ifdown[7]: uid=1000 denied: x"
+        );
+        assert_eq!(
+            datagram(Action::Up, 7, 0, Level::Err, false, "failed: y"),
+            "<27>qemu-ifup[7]: uid=0 failed: y"
+        );
+    }
 }
