@@ -83,6 +83,27 @@ pub enum Error {
     },
 }
 
+/// Longest message printed or logged, in bytes; longer ones are cut and marked with `...`.
+const MAX_MESSAGE: usize = 1000;
+
+/// `msg` as one printable line: control characters (newlines, escape sequences, NUL, C1)
+/// escaped as `\n`, `\u{1b}`, ..., and cut after [`MAX_MESSAGE`] bytes.
+pub(crate) fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(MAX_MESSAGE + 8));
+    for c in msg.chars() {
+        if out.len() >= MAX_MESSAGE {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn hint(e: &NetlinkError) -> String {
     if e.is_permission() {
         format!(" ({EPERM_HINT})")
@@ -105,7 +126,32 @@ impl Error {
     pub fn is_denial(&self) -> bool {
         matches!(
             self,
-            Error::Denied { .. } | Error::NotATap { .. } | Error::ConfigOverride { .. }
+            Error::Denied { .. }
+                | Error::NotATap { .. }
+                | Error::ConfigOverride { .. }
+                // Only in privileged mode: a config file others could change refuses the caller.
+                | Error::Policy(PolicyError::Untrusted { .. })
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_escapes_control_characters_and_cuts() {
+        assert_eq!(
+            one_line("tap vm0, bridge br0: ok"),
+            "tap vm0, bridge br0: ok"
+        );
+        assert_eq!(
+            one_line("bridge br\u{1b}[2J\nx\u{0}\u{85}é"),
+            "bridge br\\u{1b}[2J\\nx\\u{0}\\u{85}é"
+        );
+        let long = one_line(&"\u{7}".repeat(5000));
+        assert!(long.len() < MAX_MESSAGE + 16, "{}", long.len());
+        assert!(long.ends_with("..."));
+        assert!(!long.chars().any(char::is_control));
     }
 }

@@ -5,33 +5,58 @@ use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use ifup_policy::{FileData, FileMeta, FileSource};
+use ifup_policy::{Caller, FileData, FileMeta, FileSource};
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
 use nix::libc;
+use nix::sys::stat::Mode;
 
 /// Config and ACL files are small; anything larger is refused rather than read.
 const MAX_FILE: u64 = 1 << 20;
 
 /// Reads files without following a symlink in the last component, without blocking on a FIFO,
-/// and reports the owner and mode of the file (from the open descriptor, so what was checked is
-/// what was read) and of its directory.
+/// and reports the owner and mode of the file and of its directory, both from open descriptors:
+/// the file is opened relative to the directory descriptor whose metadata is reported, so what
+/// was checked is what was read, even if a path component is renamed meanwhile.
 pub struct SystemFiles;
 
 impl FileSource for SystemFiles {
     fn read(&self, path: &Path) -> Result<Option<FileData>, io::Error> {
-        let file = match OpenOptions::new()
+        let (dir_path, name) = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => (dir, name),
+            (_, Some(name)) => (Path::new("."), name),
+            (_, None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "does not name a file",
+                ))
+            }
+        };
+        // O_PATH: search permission on the directory is enough, as for a plain open by path.
+        let dir = match OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
-            .open(path)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(dir_path)
         {
-            Ok(f) => f,
+            Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(e) => return Err(e),
+        };
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        let file = match openat(&dir, name, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "is a symbolic link (not followed)",
                 ))
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let meta = file.metadata()?;
         let file_meta = FileMeta {
@@ -46,11 +71,7 @@ impl FileSource for SystemFiles {
             ));
         }
         let text = read_limited(file)?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let dmeta = std::fs::metadata(dir)?;
+        let dmeta = dir.metadata()?;
         Ok(Some(FileData {
             text,
             file: file_meta,
@@ -73,4 +94,15 @@ fn read_limited(file: File) -> io::Result<String> {
         ));
     }
     Ok(text)
+}
+
+/// Could `caller` read `path` by its mode bits? False when it cannot be examined.
+pub fn caller_can_read(caller: &Caller, path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        caller.can_read(&FileMeta {
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode(),
+        })
+    })
 }

@@ -10,6 +10,7 @@ mod files;
 mod log;
 mod plan;
 mod run;
+pub mod warn;
 
 pub use cli::Action;
 pub use error::{Error, EPERM_HINT};

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 
 use ifup_netlink::{errno, Link, LinkChange, NetlinkError, Socket};
 use ifup_policy::{
-    parse_acl, parse_config, Acl, AclVerdict, Caller, Config, IfName, Origin, Trust,
+    parse_acl, parse_config, Acl, AclVerdict, Caller, Config, IfName, Origin, PolicyError, Trust,
 };
 use ifup_privilege::Ids;
 
 use crate::cli::{self, Action, Command};
-use crate::error::Error;
-use crate::files::SystemFiles;
+use crate::error::{one_line, Error};
+use crate::files::{self, SystemFiles};
 use crate::log::{self, Level};
-use crate::plan::{self, PlanError};
+use crate::plan;
 use crate::{ACL_PATH, CONFIG_ENV, CONFIG_PATH};
 
 /// Who runs us, decided once at start.
@@ -28,9 +28,12 @@ enum Mode {
 }
 
 /// What the run did, for syslog.
+#[derive(Default)]
 struct Done {
     /// One line per change made; empty when there was nothing to do.
     changes: Vec<String>,
+    /// Things that do not stop us but commonly break the guest's network.
+    warnings: Vec<String>,
 }
 
 /// Entry point of both binaries; returns the exit status.
@@ -39,13 +42,20 @@ pub fn main(action: Action) -> i32 {
     let uid = nix::unistd::getuid().as_raw();
     match run(action) {
         Ok(done) => {
+            for w in &done.warnings {
+                let w = one_line(w);
+                let _ = writeln!(std::io::stderr(), "{prog}: warning: {w}");
+                log::send(action, uid, Level::Warning, false, &format!("warning: {w}"));
+            }
             for line in &done.changes {
-                log::send(action, uid, Level::Info, false, line);
+                log::send(action, uid, Level::Info, false, &one_line(line));
             }
             0
         }
         Err(e) => {
-            let msg = e.to_string();
+            // Messages carry names the kernel returned (which may hold control characters) and
+            // text from files and argv: one printable line, whatever they hold.
+            let msg = one_line(&e.to_string());
             let _ = writeln!(std::io::stderr(), "{prog}: error: {msg}");
             if e.is_denial() {
                 log::send(action, uid, Level::Warning, true, &format!("denied: {msg}"));
@@ -68,7 +78,7 @@ fn run(action: Action) -> Result<Done, Error> {
     let args = match cli::parse(std::env::args_os().skip(1))? {
         Command::Help => {
             print!("{}", cli::help(action));
-            return Ok(Done { changes: vec![] });
+            return Ok(Done::default());
         }
         Command::Version => {
             println!(
@@ -76,7 +86,7 @@ fn run(action: Action) -> Result<Done, Error> {
                 action.program(),
                 env!("CARGO_PKG_VERSION")
             );
-            return Ok(Done { changes: vec![] });
+            return Ok(Done::default());
         }
         Command::Run(args) => args,
     };
@@ -105,7 +115,14 @@ fn run(action: Action) -> Result<Done, Error> {
             gid: ids.gid,
             groups: ids.groups.clone(),
         };
-        let acl = parse_acl(Path::new(ACL_PATH), &SystemFiles, &caller).map_err(|e| e.to_string());
+        // A line of an include the caller may not read is not quoted back to the caller: the
+        // location is enough for the admin, who can read the file.
+        let acl = parse_acl(Path::new(ACL_PATH), &SystemFiles, &caller).map_err(|e| match e {
+            PolicyError::Acl { at, .. } if !files::caller_can_read(&caller, &at.file) => {
+                format!("{at}: invalid line")
+            }
+            other => other.to_string(),
+        });
         ifup_privilege::drop_to_caller(&ids).map_err(Error::Privilege)?;
         (
             Mode::Privileged { caller: ids, acl },
@@ -328,16 +345,16 @@ impl Ctx<'_> {
                 ));
             }
         }
-        let plan = plan::plan_up(&tap, &bridge, &options).map_err(|e| match e {
-            PlanError::NeedsVlanFiltering => Error::Invalid {
-                tap: self.t(),
-                bridge: bridge.name.clone(),
-                reason: format!(
-                    "`vlan`/`tagged` need VLAN filtering on the bridge ({origin}): run `ip link set {} type bridge vlan_filtering 1`",
-                    bridge.name
-                ),
-            },
+        let plan = plan::plan_up(&tap, &bridge, &options).map_err(|e| Error::Invalid {
+            tap: self.t(),
+            bridge: bridge.name.clone(),
+            reason: e.reason(&bridge, &origin),
         })?;
+        let warnings: Vec<String> =
+            crate::warn::bridge_warnings(&bridge, crate::warn::read_nf_call_iptables())
+                .into_iter()
+                .map(|w| format!("tap {}, bridge {}: {w}", tap.name, bridge.name))
+                .collect();
         if self.dry_run {
             self.print_plan_header(&tap, &bridge, &origin);
             let lines = plan.describe(&bridge);
@@ -347,10 +364,13 @@ impl Ctx<'_> {
             for l in lines {
                 println!("  {l}");
             }
-            return Ok(Done { changes: vec![] });
+            return Ok(Done {
+                changes: vec![],
+                warnings,
+            });
         }
         if plan.is_empty() {
-            return Ok(Done { changes: vec![] });
+            return Ok(Done::default());
         }
         let kernel = |action: &'static str, source: NetlinkError| Error::Kernel {
             tap: self.t(),
@@ -391,6 +411,7 @@ impl Ctx<'_> {
                 bridge.name,
                 plan.describe(&bridge).join(", ")
             )],
+            warnings,
         })
     }
 
@@ -399,7 +420,7 @@ impl Ctx<'_> {
             if self.dry_run {
                 println!("tap {}: does not exist, nothing to do", self.tap);
             }
-            return Ok(Done { changes: vec![] });
+            return Ok(Done::default());
         };
         let master = match tap.master {
             Some(m) => sock.link_by_index(m).map_err(|e| self.netlink(e))?,
@@ -407,6 +428,13 @@ impl Ctx<'_> {
         };
         let bridge_name = master.as_ref().map_or("(none)", |m| m.name.as_str());
         self.check_owner(&tap, bridge_name)?;
+        if let (Mode::Privileged { .. }, Some(m), None) = (self.mode, tap.master, &master) {
+            // Fail closed: a master we cannot look up is not one the ACL allows.
+            return Err(self.denied(
+                bridge_name,
+                format!("the tap's master (ifindex {m}) cannot be looked up"),
+            ));
+        }
         if let (Mode::Privileged { .. }, Some(m)) = (self.mode, &master) {
             let name = IfName::parse(&m.name).map_err(|e| self.denied(&m.name, e.to_string()))?;
             if !m.is_bridge() {
@@ -432,10 +460,10 @@ impl Ctx<'_> {
             if change.is_empty() {
                 println!("  nothing to do: not attached and down");
             }
-            return Ok(Done { changes: vec![] });
+            return Ok(Done::default());
         }
         if change.is_empty() {
-            return Ok(Done { changes: vec![] });
+            return Ok(Done::default());
         }
         match sock.set_link(tap.index, &change) {
             Ok(()) => Ok(Done {
@@ -443,9 +471,10 @@ impl Ctx<'_> {
                     "tap {}: detached from {bridge_name}, down",
                     tap.name
                 )],
+                warnings: vec![],
             }),
             // The tap vanished under us (QEMU closed it): nothing left to undo.
-            Err(e) if e.errno() == Some(errno::ENODEV) => Ok(Done { changes: vec![] }),
+            Err(e) if e.errno() == Some(errno::ENODEV) => Ok(Done::default()),
             Err(e) => Err(Error::Kernel {
                 tap: self.t(),
                 bridge: bridge_name.to_string(),

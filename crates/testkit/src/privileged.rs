@@ -1,0 +1,450 @@
+//! Setuid-root and file-capability copies of the binaries under test, and running them the way an
+//! unprivileged user would: as another uid/gid with chosen supplementary groups, with a private
+//! `/etc` (a prepared directory bind-mounted over `/etc` in a mount namespace of its own), in the
+//! calling thread's network namespace.
+//!
+//! The helpers under test read fixed paths (`/etc/qemu-ifup-rs.conf`, `/etc/qemu/bridge.conf`) in
+//! privileged mode. Tests run in parallel and must not write the machine's `/etc`, so each run
+//! happens in `unshare --mount --propagation private`, where [`PrivateEtc`] is bound over `/etc`;
+//! nothing leaks back to the host's mount table. Without `/etc/ld.so.cache` the dynamic loader
+//! falls back to its built-in directories, which is enough for `setpriv`, the helpers and QEMU on
+//! Debian.
+//!
+//! Copies are made by `install(1)` in a child process, never through a descriptor of the test
+//! process: a write descriptor inherited by a child forked from another test thread would make
+//! the exec of the fresh copy fail with `ETXTBSY`.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+use crate::{output_of, require_root, RunOutput, CLEAN_PATH};
+
+/// How a copy of a binary gains privilege on exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Install {
+    /// Owned by root, mode 4755.
+    SetuidRoot,
+    /// Owned by root, mode 0755, `setcap cap_net_admin+ep`.
+    FileCaps,
+    /// Owned by root, mode 0755, `setcap cap_net_admin,cap_dac_read_search+ep`: can also read
+    /// files the caller cannot (until it drops to `CAP_NET_ADMIN` alone).
+    FileCapsReadSearch,
+    /// Owned by root, mode 0755, no capabilities: gains nothing.
+    Plain,
+}
+
+impl Install {
+    fn dir_name(self) -> &'static str {
+        match self {
+            Install::SetuidRoot => "setuid",
+            Install::FileCaps => "fcaps",
+            Install::FileCapsReadSearch => "fcaps-read-search",
+            Install::Plain => "plain",
+        }
+    }
+
+    fn mode(self) -> &'static str {
+        match self {
+            Install::SetuidRoot => "4755",
+            Install::FileCaps | Install::FileCapsReadSearch | Install::Plain => "0755",
+        }
+    }
+}
+
+/// Panics unless this process can make and run setuid copies: root, no no-new-privileges (under
+/// which setuid and file capabilities do nothing), and the tools the fixtures use.
+pub fn require_setuid_capable() {
+    require_root();
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let nnp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NoNewPrivs:"))
+        .map(str::trim);
+    assert_eq!(
+        nnp,
+        Some("0"),
+        "the test runner has no-new-privileges set, so setuid and file capabilities cannot take \
+         effect: run the tests outside such a sandbox"
+    );
+    for (tool, package) in [
+        ("unshare", "util-linux"),
+        ("setpriv", "util-linux"),
+        ("mount", "mount"),
+        ("install", "coreutils"),
+        ("setcap", "libcap2-bin"),
+    ] {
+        let found = CLEAN_PATH
+            .split(':')
+            .any(|dir| Path::new(dir).join(tool).is_file());
+        assert!(
+            found,
+            "`{tool}` not found in {CLEAN_PATH}: install {package}"
+        );
+    }
+}
+
+/// Why `dir` cannot hold a setuid binary that another uid runs, if it cannot.
+pub fn unsuitable_for_setuid(dir: &Path) -> Option<String> {
+    let vfs = match statvfs(dir) {
+        Ok(vfs) => vfs,
+        Err(e) => return Some(format!("statvfs: {e}")),
+    };
+    if vfs.flags().contains(FsFlags::ST_NOSUID) {
+        return Some("mounted nosuid".to_owned());
+    }
+    if vfs.flags().contains(FsFlags::ST_NOEXEC) {
+        return Some("mounted noexec".to_owned());
+    }
+    for ancestor in dir.ancestors() {
+        let mode = std::fs::metadata(ancestor).map(|m| m.mode()).unwrap_or(0);
+        if mode & 0o001 == 0 {
+            return Some(format!(
+                "{} is not searchable by others",
+                ancestor.display()
+            ));
+        }
+    }
+    None
+}
+
+/// A directory that can hold setuid copies and files other users must reach: `preferred` (e.g.
+/// the test's `CARGO_TARGET_TMPDIR`) if it is suitable ([`unsuitable_for_setuid`]), else
+/// `/var/tmp/qemu-ifup-rs-tests` (a checkout under a 0700 home directory is not reachable by the
+/// test users). Panics, naming every reason, if neither is suitable.
+pub fn suitable_base(preferred: &Path) -> PathBuf {
+    let Some(why) = unsuitable_for_setuid(preferred) else {
+        return preferred.to_owned();
+    };
+    let fallback = Path::new("/var/tmp/qemu-ifup-rs-tests");
+    if std::fs::create_dir_all(fallback).is_ok() {
+        let _ = std::os::unix::fs::lchown(fallback, Some(0), Some(0));
+        let _ = std::fs::set_permissions(fallback, std::fs::Permissions::from_mode(0o755));
+    }
+    match unsuitable_for_setuid(fallback) {
+        None => fallback.to_owned(),
+        Some(why2) => panic!(
+            "no directory can hold setuid test binaries: {}: {why}; {}: {why2}",
+            preferred.display(),
+            fallback.display()
+        ),
+    }
+}
+
+/// Copies made by this process: (source, how) → copy.
+static COPIES: Mutex<Option<HashMap<(PathBuf, Install), PathBuf>>> = Mutex::new(None);
+
+/// A copy of `bin`, installed `how`, in a directory of this process under
+/// [`suitable_base`]`(base)` (`base` e.g. the test's `CARGO_TARGET_TMPDIR`). Made once per
+/// process and reused; directories left by earlier test processes that no longer run are removed
+/// on first use.
+pub fn install_copy(base: &Path, bin: &Path, how: Install) -> PathBuf {
+    require_setuid_capable();
+    let base = &suitable_base(base);
+    let mut copies = COPIES.lock().unwrap_or_else(|e| e.into_inner());
+    let copies = copies.get_or_insert_with(|| {
+        remove_stale_copies(base);
+        HashMap::new()
+    });
+    if let Some(path) = copies.get(&(bin.to_owned(), how)) {
+        return path.clone();
+    }
+    let dir = base
+        .join(format!("{COPIES_PREFIX}{}", std::process::id()))
+        .join(how.dir_name());
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    for d in [dir.as_path(), dir.parent().unwrap_or(&dir)] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let name = bin
+        .file_name()
+        .unwrap_or_else(|| panic!("{} has no file name", bin.display()));
+    let path = dir.join(name);
+    // install(1) chowns before it chmods, so the setuid bit survives.
+    run_tool(
+        Command::new("install")
+            .args(["-o", "root", "-g", "root", "-m", how.mode()])
+            .arg(bin)
+            .arg(&path),
+    );
+    let caps = match how {
+        Install::FileCaps => Some("cap_net_admin+ep"),
+        Install::FileCapsReadSearch => Some("cap_net_admin,cap_dac_read_search+ep"),
+        Install::SetuidRoot | Install::Plain => None,
+    };
+    if let Some(caps) = caps {
+        run_tool(Command::new("setcap").arg(caps).arg(&path));
+    }
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.uid(), 0, "{}", path.display());
+    let want_mode = u32::from_str_radix(how.mode(), 8).unwrap();
+    assert_eq!(meta.mode() & 0o7777, want_mode, "{}", path.display());
+    copies.insert((bin.to_owned(), how), path.clone());
+    path
+}
+
+const COPIES_PREFIX: &str = "privileged-copies-";
+
+/// Removes `base/privileged-copies-PID` directories whose process is gone.
+fn remove_stale_copies(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(COPIES_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn run_tool(cmd: &mut Command) {
+    cmd.env_clear().env("PATH", CLEAN_PATH);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Who runs the binary: real (and effective) uid and gid, and supplementary groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Caller {
+    /// `uid`, primary group `gid`, no supplementary groups.
+    pub fn new(uid: u32, gid: u32) -> Caller {
+        Caller {
+            uid,
+            gid,
+            groups: Vec::new(),
+        }
+    }
+
+    /// The same caller with these supplementary groups.
+    pub fn with_groups(mut self, groups: &[u32]) -> Caller {
+        self.groups = groups.to_vec();
+        self
+    }
+}
+
+/// A directory to bind over `/etc` for one test, owned by root, mode 0755, with an (empty) `qemu`
+/// subdirectory owned by root, mode 0755. Removed on drop.
+pub struct PrivateEtc {
+    dir: PathBuf,
+}
+
+impl PrivateEtc {
+    /// `base/etc-NAME-PID` (`NAME` unique per test), fresh.
+    pub fn new(base: &Path, name: &str) -> PrivateEtc {
+        require_root();
+        let dir = base.join(format!("etc-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("qemu"))
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let etc = PrivateEtc { dir };
+        etc.set_meta("", 0, 0, 0o755);
+        etc.set_meta("qemu", 0, 0, 0o755);
+        etc
+    }
+
+    /// The directory that becomes `/etc`.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The real path of `rel` (e.g. `qemu/bridge.conf`) inside the directory.
+    pub fn host_path(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(rel)
+        }
+    }
+
+    /// Writes `text` to `rel`, owned by root:root, mode 0644.
+    pub fn write(&self, rel: &str, text: &str) -> &PrivateEtc {
+        self.write_as(rel, text, 0, 0, 0o644)
+    }
+
+    /// Writes `text` to `rel` (replacing any file or symlink there), then sets its owner and mode.
+    pub fn write_as(&self, rel: &str, text: &str, uid: u32, gid: u32, mode: u32) -> &PrivateEtc {
+        let path = self.host_path(rel);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        self.set_meta(rel, uid, gid, mode);
+        self
+    }
+
+    /// Sets owner and mode of `rel` (`""` for the directory itself); the chmod comes after the
+    /// chown.
+    pub fn set_meta(&self, rel: &str, uid: u32, gid: u32, mode: u32) -> &PrivateEtc {
+        let path = self.host_path(rel);
+        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        self
+    }
+
+    /// Makes `rel` a symbolic link to `target` (replacing any file there).
+    pub fn symlink(&self, rel: &str, target: &str) -> &PrivateEtc {
+        let path = self.host_path(rel);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, &path)
+            .unwrap_or_else(|e| panic!("symlink {}: {e}", path.display()));
+        self
+    }
+
+    /// Removes the file `rel` if it exists.
+    pub fn remove(&self, rel: &str) -> &PrivateEtc {
+        let _ = std::fs::remove_file(self.host_path(rel));
+        self
+    }
+}
+
+impl Drop for PrivateEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The shell run by `unshare`: bind the private `/etc`, then become the caller and exec the
+/// command. `$1` = the directory, `$2` uid, `$3` gid, `$4` comma-separated groups (may be
+/// empty), the rest the command.
+const WRAPPER: &str = r#"etc=$1 uid=$2 gid=$3 groups=$4
+shift 4
+mount --bind -- "$etc" /etc || { echo "privileged-run: cannot bind $etc over /etc" >&2; exit 125; }
+if [ -n "$groups" ]; then g="--groups=$groups"; else g=--clear-groups; fi
+exec setpriv --reuid="$uid" --regid="$gid" "$g" --inh-caps=-all -- "$@"
+"#;
+
+/// Exit status of the wrapper itself failing (bind mount); setpriv uses 126/127 for a failed exec.
+const WRAPPER_FAILED: i32 = 125;
+
+/// The argv (program first) that runs `command` as `caller`, with `etc` over `/etc`, in a mount
+/// namespace of its own. The process keeps its pid through every step (each one execs the next),
+/// so a caller that spawns it sees the command's pid.
+pub fn wrapper_argv(etc: &Path, caller: &Caller, command: &[&OsStr]) -> Vec<std::ffi::OsString> {
+    let groups = caller
+        .groups
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut argv: Vec<std::ffi::OsString> = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        WRAPPER,
+        "privileged-run",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    argv.push(etc.as_os_str().to_owned());
+    argv.push(caller.uid.to_string().into());
+    argv.push(caller.gid.to_string().into());
+    argv.push(groups.into());
+    argv.extend(command.iter().map(|a| (*a).to_owned()));
+    argv
+}
+
+/// Runs `bin ARGS` as `caller` with `etc` bound over `/etc` (see the module docs), with an
+/// environment of `PATH=`[`CLEAN_PATH`] plus `env`, stdin `/dev/null`, in the calling thread's
+/// network namespace, and waits for it. Panics if the wrapper itself (unshare, mount, setpriv)
+/// failed, so the result is always the binary's own.
+///
+/// `env` reaches `bin` alone: the last step before it is `env -i PATH=… K=V… BIN`, so a hostile
+/// variable (`LD_PRELOAD`, `IFS`, …) under test does not act on the wrapper's own programs. An
+/// entry with an empty name (`("", "X=1")`) becomes the malformed environment entry `=X=1`.
+pub fn run_privileged<A: AsRef<OsStr>>(
+    etc: &PrivateEtc,
+    caller: &Caller,
+    bin: &Path,
+    args: &[A],
+    env: &[(&str, &str)],
+) -> RunOutput {
+    let path = format!("PATH={CLEAN_PATH}");
+    let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut command: Vec<&OsStr> = vec![OsStr::new("env"), OsStr::new("-i"), OsStr::new(&path)];
+    command.extend(vars.iter().map(OsStr::new));
+    command.push(bin.as_os_str());
+    command.extend(args.iter().map(AsRef::as_ref));
+    let argv = wrapper_argv(etc.path(), caller, &command);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .stdin(std::process::Stdio::null());
+    let out = output_of(cmd, bin);
+    let harness_failed = out.code == WRAPPER_FAILED
+        || out.code == 126
+        || out.code == 127
+        || out.stderr.lines().any(|l| {
+            ["unshare:", "mount:", "setpriv:", "env:", "privileged-run:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        });
+    assert!(
+        !harness_failed,
+        "the privileged-run wrapper failed (not the binary under test): {out:#?}\nargv: {argv:?}"
+    );
+    out
+}
+
+/// Writes an executable shell script `dir/name` that runs `real` with its arguments through the
+/// wrapper of [`wrapper_argv`] (as `caller`, `etc` over `/etc`), with `PATH=`[`CLEAN_PATH`].
+/// The script must itself be started as root. Meant for a program that is found through `PATH`
+/// (such as QEMU started by [`crate::Qemu`], whose environment sets `PATH`): put `dir` first.
+pub fn wrapper_script(dir: &Path, name: &str, etc: &Path, caller: &Caller, real: &Path) -> PathBuf {
+    let quote = |s: &OsStr| {
+        let s = s.to_str().expect("wrapper arguments must be UTF-8");
+        assert!(!s.contains('\''), "no single quotes in {s:?}");
+        format!("'{s}'")
+    };
+    let argv = wrapper_argv(etc, caller, &[real.as_os_str()]);
+    let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+    let script = format!(
+        "#!/bin/sh\n# written by ifup_testkit::privileged::wrapper_script\nPATH={CLEAN_PATH}\nexport PATH\nexec {} \"$@\"\n",
+        words.join(" ")
+    );
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    // Written in a child, for the same ETXTBSY reason as the copies.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, script).unwrap();
+    run_tool(
+        Command::new("install")
+            .args(["-o", "root", "-g", "root", "-m", "0755"])
+            .arg(&tmp)
+            .arg(&path),
+    );
+    let _ = std::fs::remove_file(&tmp);
+    path
+}
