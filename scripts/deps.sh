@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install (once) the Debian packages the demo and the tests need.
 set -euo pipefail
-pkgs=(qemu-system-x86 busybox-static linux-image-amd64 iproute2 libcap2-bin util-linux)
+pkgs=(qemu-system-x86 busybox-static linux-image-amd64 iproute2 libcap2-bin util-linux strace)
 need=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -13,8 +13,14 @@ use ifup_testkit::{
     Link, Netns, Qemu, QEMU_TIMEOUT,
 };
 
-const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
-const IFDOWN: &str = env!("CARGO_BIN_EXE_qemu-ifdown");
+/// The helpers under test: cargo's, or the installed package's with QEMU_IFUP_RS_INSTALLED=1
+/// (scripts/package-test.sh).
+fn helpers() -> (std::path::PathBuf, std::path::PathBuf) {
+    ifup_testkit::bins::helper_bins(
+        env!("CARGO_BIN_EXE_qemu-ifup"),
+        env!("CARGO_BIN_EXE_qemu-ifdown"),
+    )
+}
 const SYSTEM_CONFIG: &str = "/etc/qemu-ifup-rs.conf";
 
 fn guest_image() -> GuestImage {
@@ -76,8 +82,8 @@ fn no_config_attaches_persistent_tap_to_default_route_bridge() {
 
     let image = guest_image();
     let mut vm = Qemu::options(&image, "vmtap0")
-        .script(IFUP)
-        .downscript(IFDOWN)
+        .script(helpers().0)
+        .downscript(helpers().1)
         .guest_ip("10.0.2.15/24")
         .ping("10.0.2.1")
         .spawn();
@@ -145,8 +151,8 @@ fn config_bridge_with_tap_created_by_qemu() {
 
     let image = guest_image();
     let mut vm = Qemu::options(&image, "vmtap1")
-        .script(IFUP)
-        .downscript(IFDOWN)
+        .script(helpers().0)
+        .downscript(helpers().1)
         .env("QEMU_IFUP_CONFIG", config.to_str().unwrap())
         .guest_ip("10.0.3.15/24")
         .ping("10.0.3.1")
@@ -185,8 +191,8 @@ fn no_bridge_anywhere_makes_qemu_fail() {
 
     let image = guest_image();
     let vm = Qemu::options(&image, "vmtap2")
-        .script(IFUP)
-        .downscript(IFDOWN)
+        .script(helpers().0)
+        .downscript(helpers().1)
         .guest_ip("10.0.2.15/24")
         .ping("10.0.2.1")
         .spawn();
@@ -212,4 +218,95 @@ fn no_bridge_anywhere_makes_qemu_fail() {
         "the guest must not boot: {exit:#?}"
     );
     assert_eq!(link("vmtap2"), None, "QEMU deletes the tap it created");
+}
+
+/// Privileged mode end to end: QEMU runs as an unprivileged uid, on a persistent tap that uid
+/// owns, with setuid-root copies of qemu-ifup / qemu-ifdown as script/downscript. QEMU runs in a
+/// mount namespace of its own with a private `/etc` (config `bridge br-user`, ACL
+/// `allow br-user`), so the scripts it spawns read those fixed paths and the machine's `/etc` is
+/// never touched. The wrapper that sets this up is found as `qemu-system-x86_64` through the
+/// `PATH` given to QEMU, and execs (unshare, mount, setpriv) down to QEMU with the same pid.
+#[test]
+fn unprivileged_qemu_with_setuid_scripts_attaches_its_own_tap() {
+    use ifup_testkit::privileged::{
+        self, install_copy, wrapper_script, Caller, Install, PrivateEtc,
+    };
+    use ifup_testkit::CLEAN_PATH;
+
+    const USER: u32 = 12347;
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let _ns = Netns::new();
+    add_bridge("br-user", None);
+    set_mtu("br-user", 1450);
+    ip(&["addr", "add", "10.0.4.1/24", "dev", "br-user"]);
+    add_tap("vmtap3", Some(USER), None);
+
+    let etc = PrivateEtc::new(tmp, "e2e-qemu-unprivileged");
+    etc.write("qemu-ifup-rs.conf", "bridge br-user\n")
+        .write("qemu/bridge.conf", "allow br-user\n");
+    let ifup = install_copy(tmp, &helpers().0, Install::SetuidRoot);
+    let ifdown = install_copy(tmp, &helpers().1, Install::SetuidRoot);
+    let real_qemu = CLEAN_PATH
+        .split(':')
+        .map(|d| Path::new(d).join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
+        .expect("qemu-system-x86_64 not found: install qemu-system-x86");
+    let wrapper_dir =
+        privileged::suitable_base(tmp).join(format!("qemu-as-user-{}", std::process::id()));
+    let caller = Caller::new(USER, USER);
+    wrapper_script(
+        &wrapper_dir,
+        "qemu-system-x86_64",
+        etc.path(),
+        &caller,
+        &real_qemu,
+    );
+
+    // QEMU runs as USER: the image must be where USER can read it.
+    let image = GuestImage::get(&privileged::suitable_base(tmp));
+    let mut vm = Qemu::options(&image, "vmtap3")
+        .script(&ifup)
+        .downscript(&ifdown)
+        .env("PATH", &format!("{}:{CLEAN_PATH}", wrapper_dir.display()))
+        .guest_ip("10.0.4.15/24")
+        .ping("10.0.4.1")
+        .spawn();
+
+    // The process is QEMU itself, as the user, in a mount namespace of its own.
+    let pid = vm.pid();
+    let status = vm.wait_until(QEMU_TIMEOUT, "the wrapper to exec QEMU", || {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        (exe == real_qemu)
+            .then(|| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .flatten()
+    });
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let user = USER.to_string();
+    assert_eq!(
+        uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+        [user.as_str(); 4],
+        "QEMU must run as uid {USER}: {uids}"
+    );
+    let mnt = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+    assert_ne!(mnt(&pid.to_string()), mnt("self"));
+
+    let tap = wait_attached(&mut vm, "vmtap3");
+    assert_eq!(tap.master.as_deref(), Some("br-user"), "{tap:#?}");
+    assert_eq!(tap.mtu, 1450, "the tap takes the bridge's MTU: {tap:#?}");
+    assert!(tap.up, "{tap:#?}");
+    assert_eq!(tap.tun.as_ref().and_then(|t| t.owner), Some(USER));
+
+    assert_guest_pinged(&mut vm);
+    let exit = vm.wait_exit(QEMU_TIMEOUT);
+    assert_eq!(exit.code, 0, "QEMU should exit cleanly: {exit:#?}");
+    assert!(exit.console.contains(marker::POWEROFF), "{exit:#?}");
+    assert_eq!(
+        qemu_ifup_error_lines(&exit.stderr),
+        Vec::<&str>::new(),
+        "{exit:#?}"
+    );
+    let tap = link("vmtap3").expect("a persistent tap outlives QEMU");
+    assert_eq!(tap.master, None, "qemu-ifdown should detach it: {tap:#?}");
+    assert!(!tap.up, "qemu-ifdown should set it down: {tap:#?}");
+    let _ = std::fs::remove_dir_all(&wrapper_dir);
 }

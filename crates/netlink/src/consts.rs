@@ -31,6 +31,9 @@ pub mod br {
     pub const FORWARD_DELAY: u16 = 1;
     pub const STP_STATE: u16 = 5;
     pub const VLAN_FILTERING: u16 = 7;
+    pub const NF_CALL_IPTABLES: u16 = 36;
+    /// Only reported by kernels built with `CONFIG_BRIDGE_VLAN_FILTERING`.
+    pub const VLAN_DEFAULT_PVID: u16 = 39;
 }
 
 /// `IFLA_BRPORT_*`: nested in `IFLA_PROTINFO` of an `AF_BRIDGE` message.

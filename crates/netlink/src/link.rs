@@ -50,6 +50,18 @@ pub struct BridgeInfo {
     pub stp: bool,
     /// Forward delay in hundredths of a second (clock_t units, as the kernel reports it).
     pub forward_delay: u32,
+    /// The VLAN a new port gets as its untagged PVID (`default_pvid`; 0 = none). `None` when the
+    /// kernel does not report it: it was built without `CONFIG_BRIDGE_VLAN_FILTERING`.
+    pub default_pvid: Option<u16>,
+    /// The bridge's own `nf_call_iptables` option (effective only with `br_netfilter` loaded).
+    pub nf_call_iptables: bool,
+}
+
+impl BridgeInfo {
+    /// Whether the kernel supports VLAN filtering on bridges at all.
+    pub fn kernel_has_vlan_filtering(&self) -> bool {
+        self.default_pvid.is_some()
+    }
 }
 
 impl Link {
@@ -400,6 +412,12 @@ fn parse_link(info: &Ifinfomsg) -> Result<Link, NetlinkError> {
                     }
                     consts::br::STP_STATE => b.stp = u32_of(p).is_some_and(|v| v != 0),
                     consts::br::FORWARD_DELAY => b.forward_delay = u32_of(p).unwrap_or(0),
+                    consts::br::VLAN_DEFAULT_PVID => {
+                        b.default_pvid = p.get(..2).map(|v| u16::from_ne_bytes([v[0], v[1]]))
+                    }
+                    consts::br::NF_CALL_IPTABLES => {
+                        b.nf_call_iptables = p.first().is_some_and(|&v| v != 0)
+                    }
                     _ => {}
                 }
             }

@@ -98,7 +98,7 @@ impl GuestImage {
         let kernel = newest_kernel();
         let release = kernel_release(&kernel);
         let busybox = busybox_path();
-        let modules = resolve_modules(&release);
+        let modules = resolve_modules(&release, ROOT_MODULES);
 
         let mut h = DefaultHasher::new();
         IMAGE_FORMAT.hash(&mut h);
@@ -132,13 +132,13 @@ impl GuestImage {
     }
 }
 
-fn make_world_readable(path: &Path, mode: u32) {
+pub(crate) fn make_world_readable(path: &Path, mode: u32) {
     // Best effort: only needed when QEMU runs as another user; fails harmlessly on dirs we
     // don't own.
     let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
 }
 
-fn write_atomically(dest: &Path, data: &[u8]) {
+pub(crate) fn write_atomically(dest: &Path, data: &[u8]) {
     let tmp = dest.with_extension(format!(
         "tmp.{}.{:?}",
         std::process::id(),
@@ -156,7 +156,7 @@ fn write_atomically(dest: &Path, data: &[u8]) {
 }
 
 /// The newest `/boot/vmlinuz-*` (by version, not by name) that has a `/lib/modules` directory.
-fn newest_kernel() -> PathBuf {
+pub(crate) fn newest_kernel() -> PathBuf {
     let missing = "no guest kernel: the QEMU tests boot the host's /boot/vmlinuz-* with its \
                    /lib/modules; install one with `apt-get install linux-image-amd64`";
     let entries = fs::read_dir("/boot").unwrap_or_else(|e| panic!("{missing} (/boot: {e})"));
@@ -176,7 +176,7 @@ fn newest_kernel() -> PathBuf {
         .unwrap_or_else(|| panic!("{missing}"))
 }
 
-fn kernel_release(vmlinuz: &Path) -> String {
+pub(crate) fn kernel_release(vmlinuz: &Path) -> String {
     let name = vmlinuz.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.strip_prefix("vmlinuz-").unwrap_or(name).to_owned()
 }
@@ -200,7 +200,7 @@ fn version_key(release: &str) -> Vec<(u64, String)> {
 }
 
 /// The host's busybox, which must be statically linked: the guest has no libc.
-fn busybox_path() -> PathBuf {
+pub(crate) fn busybox_path() -> PathBuf {
     let path = ["/usr/bin/busybox", "/bin/busybox"]
         .iter()
         .map(PathBuf::from)
@@ -250,9 +250,9 @@ fn has_interpreter(elf: &[u8]) -> bool {
     })
 }
 
-/// Paths of the module files to load, dependencies first, from `modules.dep`. Built-in modules
-/// (`modules.builtin`) are left out.
-fn resolve_modules(release: &str) -> Vec<PathBuf> {
+/// Paths of the module files to load for `roots`, dependencies first, from `modules.dep`.
+/// Built-in modules (`modules.builtin`) are left out.
+pub(crate) fn resolve_modules(release: &str, roots: &[&str]) -> Vec<PathBuf> {
     let root = Path::new("/lib/modules").join(release);
     let read = |name: &str| {
         let path = root.join(name);
@@ -287,7 +287,7 @@ fn resolve_modules(release: &str) -> Vec<PathBuf> {
         order.push(path.to_owned());
     }
     let mut order: Vec<String> = Vec::new();
-    for name in ROOT_MODULES {
+    for name in roots {
         if builtin.contains(*name) {
             continue;
         }
@@ -300,7 +300,7 @@ fn resolve_modules(release: &str) -> Vec<PathBuf> {
 }
 
 /// `kernel/drivers/net/virtio_net.ko.xz` -> `virtio_net` (modprobe treats `-` and `_` alike).
-fn module_name(path: &str) -> String {
+pub(crate) fn module_name(path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
     let stem = file.split(".ko").next().unwrap_or(file);
     stem.replace('-', "_")
@@ -308,7 +308,7 @@ fn module_name(path: &str) -> String {
 
 /// The module's bytes, decompressed: busybox's `insmod` cannot read zstd, and the kernel here may
 /// lack in-kernel decompression.
-fn module_bytes(path: &Path) -> Vec<u8> {
+pub(crate) fn module_bytes(path: &Path) -> Vec<u8> {
     let name = path.to_string_lossy();
     let tool = if name.ends_with(".ko") {
         return fs::read(path).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
@@ -335,23 +335,32 @@ fn module_bytes(path: &Path) -> Vec<u8> {
 }
 
 fn build_initramfs(busybox: &Path, modules: &[PathBuf]) -> Vec<u8> {
+    base_initramfs(busybox, modules, INIT_SCRIPT).finish()
+}
+
+/// The directories of every test guest's initramfs.
+pub(crate) const BASE_DIRS: &[&str] = &[
+    "bin",
+    "sbin",
+    "usr",
+    "usr/bin",
+    "usr/sbin",
+    "dev",
+    "proc",
+    "sys",
+    "tmp",
+    "etc",
+    "lib",
+    "lib/modules",
+    "root",
+];
+
+/// The common part of every test guest's initramfs: the directory skeleton, `/dev/console`,
+/// busybox, `/init` and the `modules` (listed in load order in `/etc/modules`).
+pub(crate) fn base_initramfs(busybox: &Path, modules: &[PathBuf], init: &str) -> Cpio {
     let mut c = Cpio::default();
-    for dir in [
-        "bin",
-        "sbin",
-        "usr",
-        "usr/bin",
-        "usr/sbin",
-        "dev",
-        "proc",
-        "sys",
-        "tmp",
-        "etc",
-        "lib",
-        "lib/modules",
-        "root",
-    ] {
-        c.dir(dir, if dir == "tmp" { 0o1777 } else { 0o755 });
+    for dir in BASE_DIRS {
+        c.dir(dir, if *dir == "tmp" { 0o1777 } else { 0o755 });
     }
     // The kernel opens /dev/console for init's stdio before /init can mount devtmpfs.
     c.char_dev("dev/console", 0o600, 5, 1);
@@ -359,7 +368,7 @@ fn build_initramfs(busybox: &Path, modules: &[PathBuf]) -> Vec<u8> {
     let bb = fs::read(busybox).unwrap_or_else(|e| panic!("cannot read {}: {e}", busybox.display()));
     c.file("bin/busybox", 0o755, &bb);
     c.symlink("bin/sh", "busybox");
-    c.file("init", 0o755, INIT_SCRIPT.as_bytes());
+    c.file("init", 0o755, init.as_bytes());
 
     let mut list = String::new();
     for module in modules {
@@ -369,7 +378,7 @@ fn build_initramfs(busybox: &Path, modules: &[PathBuf]) -> Vec<u8> {
         list.push('\n');
     }
     c.file("etc/modules", 0o644, list.as_bytes());
-    c.finish()
+    c
 }
 
 #[cfg(test)]

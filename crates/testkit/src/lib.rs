@@ -11,11 +11,17 @@
 //! Privileged helpers fail loudly ([`require_root`]) rather than skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bins;
+pub mod bridge_tool;
 mod cpio;
 mod guest;
+mod guest_builder;
+pub mod privileged;
 mod qemu;
+pub mod tapio;
 
 pub use guest::{marker, GuestImage};
+pub use guest_builder::GuestBuilder;
 pub use qemu::{Qemu, QemuExit, QemuOptions, QEMU_TIMEOUT};
 
 use std::cell::Cell;
@@ -110,6 +116,15 @@ impl Netns {
             "a fresh network namespace should hold only `lo`"
         );
         ip(&["link", "set", "lo", "up"]);
+        // Where br_netfilter is loaded (Docker hosts, for one), every new namespace starts with
+        // bridged traffic going through iptables, which qemu-ifup warns about: start quiet and
+        // hermetic (a test about it turns it back on).
+        for table in ["iptables", "ip6tables", "arptables"] {
+            let path = format!("/proc/sys/net/bridge/bridge-nf-call-{table}");
+            if Path::new(&path).exists() {
+                std::fs::write(&path, "0").unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+            }
+        }
         netns
     }
 }

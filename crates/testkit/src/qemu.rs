@@ -18,7 +18,10 @@ pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 pub struct QemuOptions {
     image: GuestImage,
-    tap: String,
+    /// `None`: a guest without a NIC ([`Qemu::options_without_nic`]).
+    tap: Option<String>,
+    append: Vec<String>,
+    memory_mib: u32,
     script: Option<PathBuf>,
     downscript: Option<PathBuf>,
     guest_ip: Option<String>,
@@ -60,6 +63,19 @@ impl QemuOptions {
         self
     }
 
+    /// Adds `arg` to the kernel command line.
+    pub fn append(mut self, arg: &str) -> Self {
+        self.append.push(arg.to_owned());
+        self
+    }
+
+    /// Guest memory in MiB (default 256). The initramfs is held twice during boot (the archive
+    /// and the files unpacked from it): give large images more.
+    pub fn memory_mib(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+
     /// Runs QEMU (and so the scripts) with these real and effective ids.
     pub fn creds(mut self, creds: Creds) -> Self {
         self.creds = Some(creds);
@@ -79,11 +95,26 @@ impl QemuOptions {
         if let Some(ping) = &self.ping {
             append.push_str(&format!(" ifup_rs.ping={ping}"));
         }
+        for arg in &self.append {
+            append.push(' ');
+            append.push_str(arg);
+        }
+        let nic = self.tap.as_ref().map(|tap| {
+            [
+                "-netdev".to_owned(),
+                format!(
+                    "tap,id=n0,ifname={tap},script={},downscript={}",
+                    path_or_no(&self.script),
+                    path_or_no(&self.downscript)
+                ),
+                "-device".to_owned(),
+                // romfile= : no PXE option ROM, nothing to load, and a faster start.
+                "virtio-net-pci,netdev=n0,romfile=".to_owned(),
+            ]
+        });
         [
             "-accel",
             "tcg",
-            "-m",
-            "256",
             "-nodefaults",
             "-no-reboot",
             "-display",
@@ -96,29 +127,25 @@ impl QemuOptions {
         .iter()
         .map(|s| (*s).to_owned())
         .chain([
+            "-m".to_owned(),
+            self.memory_mib.to_string(),
             "-kernel".to_owned(),
             self.image.kernel.display().to_string(),
             "-initrd".to_owned(),
             self.image.initrd.display().to_string(),
             "-append".to_owned(),
             append,
-            "-netdev".to_owned(),
-            format!(
-                "tap,id=n0,ifname={},script={},downscript={}",
-                self.tap,
-                path_or_no(&self.script),
-                path_or_no(&self.downscript)
-            ),
-            "-device".to_owned(),
-            // romfile= : no PXE option ROM, nothing to load, and a faster start.
-            "virtio-net-pci,netdev=n0,romfile=".to_owned(),
         ])
+        .chain(nic.into_iter().flatten())
         .collect()
     }
 
-    /// Starts QEMU in the calling thread's network namespace (which must be a [`crate::Netns`]).
+    /// Starts QEMU in the calling thread's network namespace (which must be a [`crate::Netns`]
+    /// when the guest has a NIC, i.e. QEMU opens a tap and runs the scripts).
     pub fn spawn(self) -> Qemu {
-        assert_in_test_netns("starting QEMU");
+        if self.tap.is_some() {
+            assert_in_test_netns("starting QEMU");
+        }
         let args = self.args();
         let mut cmd = Command::new(&self.qemu);
         cmd.args(&args)
@@ -226,8 +253,19 @@ impl Qemu {
     /// Options to boot `image` with a NIC on tap `tap` (`-netdev tap,ifname=TAP`).
     pub fn options(image: &GuestImage, tap: &str) -> QemuOptions {
         QemuOptions {
+            tap: Some(tap.to_owned()),
+            ..Qemu::options_without_nic(image)
+        }
+    }
+
+    /// Options to boot `image` with no NIC at all: QEMU touches no host network, so this needs
+    /// no [`crate::Netns`] (e.g. a guest that runs tests under its own kernel).
+    pub fn options_without_nic(image: &GuestImage) -> QemuOptions {
+        QemuOptions {
             image: image.clone(),
-            tap: tap.to_owned(),
+            tap: None,
+            append: Vec::new(),
+            memory_mib: 256,
             script: None,
             downscript: None,
             guest_ip: None,
