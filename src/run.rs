@@ -75,7 +75,22 @@ fn run(action: Action) -> Result<Done, Error> {
     if privileged {
         ifup_privilege::clear_environment();
     }
-    let args = match cli::parse(std::env::args_os().skip(1))? {
+    let parsed = cli::parse(std::env::args_os().skip(1));
+    // In privileged mode, read what needs privilege (config, ACL), then drop it before anything
+    // else happens: before printing help, an error, or touching a link.
+    let privileged_files = if privileged {
+        let ids = ifup_privilege::real_ids().map_err(Error::Privilege)?;
+        let files = match &parsed {
+            Ok(Command::Run(args)) => read_privileged(action, args, env_config.is_some(), &ids),
+            _ => Ok((None, Ok(Acl::default()))),
+        };
+        ifup_privilege::drop_to_caller(&ids).map_err(Error::Privilege)?;
+        let (config, acl) = files?;
+        Some((ids, config, acl))
+    } else {
+        None
+    };
+    let args = match parsed? {
         Command::Help => {
             print!("{}", cli::help(action));
             return Ok(Done::default());
@@ -92,54 +107,24 @@ fn run(action: Action) -> Result<Done, Error> {
     };
     let tap = IfName::parse_os(&args.tap).map_err(Error::BadTapName)?;
 
-    let (mode, config, config_desc) = if privileged {
-        let ids = ifup_privilege::real_ids().map_err(Error::Privilege)?;
-        if args.config.is_some() {
-            return Err(Error::ConfigOverride {
-                what: "--config",
-                uid: ids.uid,
-            });
-        }
-        if env_config.is_some() {
-            return Err(Error::ConfigOverride {
-                what: CONFIG_ENV,
-                uid: ids.uid,
-            });
-        }
-        let config = match action {
-            Action::Up => load_config(Path::new(CONFIG_PATH), false, Trust::RootOwnedOnly)?,
-            Action::Down => None,
-        };
-        let caller = Caller {
-            uid: ids.uid,
-            gid: ids.gid,
-            groups: ids.groups.clone(),
-        };
-        // A line of an include the caller may not read is not quoted back to the caller: the
-        // location is enough for the admin, who can read the file.
-        let acl = parse_acl(Path::new(ACL_PATH), &SystemFiles, &caller).map_err(|e| match e {
-            PolicyError::Acl { at, .. } if !files::caller_can_read(&caller, &at.file) => {
-                format!("{at}: invalid line")
-            }
-            other => other.to_string(),
-        });
-        ifup_privilege::drop_to_caller(&ids).map_err(Error::Privilege)?;
-        (
-            Mode::Privileged { caller: ids, acl },
+    let (mode, config, config_desc) = match privileged_files {
+        Some((caller, config, acl)) => (
+            Mode::Privileged { caller, acl },
             config,
             CONFIG_PATH.to_string(),
-        )
-    } else {
-        let (path, explicit) = match (args.config.clone(), env_config) {
-            (Some(p), _) => (p, true),
-            (None, Some(p)) => (PathBuf::from(p), true),
-            (None, None) => (PathBuf::from(CONFIG_PATH), false),
-        };
-        let config = match action {
-            Action::Up => load_config(&path, explicit, Trust::Any)?,
-            Action::Down => None,
-        };
-        (Mode::Trusted, config, path.display().to_string())
+        ),
+        None => {
+            let (path, explicit) = match (args.config.clone(), env_config) {
+                (Some(p), _) => (p, true),
+                (None, Some(p)) => (PathBuf::from(p), true),
+                (None, None) => (PathBuf::from(CONFIG_PATH), false),
+            };
+            let config = match action {
+                Action::Up => load_config(&path, explicit, Trust::Any)?,
+                Action::Down => None,
+            };
+            (Mode::Trusted, config, path.display().to_string())
+        }
     };
 
     let mut sock = Socket::open().map_err(|source| Error::Netlink {
@@ -155,6 +140,47 @@ fn run(action: Action) -> Result<Done, Error> {
         Action::Up => ctx.up(&mut sock, config.as_ref(), &config_desc),
         Action::Down => ctx.down(&mut sock),
     }
+}
+
+/// In privileged mode, still holding privilege: refuse config overrides, then read the config
+/// (qemu-ifup only) and the ACL with the ownership checks. An unusable ACL is kept as the reason
+/// every bridge is denied.
+fn read_privileged(
+    action: Action,
+    args: &cli::Args,
+    env_config: bool,
+    ids: &Ids,
+) -> Result<(Option<Config>, Result<Acl, String>), Error> {
+    if args.config.is_some() {
+        return Err(Error::ConfigOverride {
+            what: "--config",
+            uid: ids.uid,
+        });
+    }
+    if env_config {
+        return Err(Error::ConfigOverride {
+            what: CONFIG_ENV,
+            uid: ids.uid,
+        });
+    }
+    let config = match action {
+        Action::Up => load_config(Path::new(CONFIG_PATH), false, Trust::RootOwnedOnly)?,
+        Action::Down => None,
+    };
+    let caller = Caller {
+        uid: ids.uid,
+        gid: ids.gid,
+        groups: ids.groups.clone(),
+    };
+    // A line of an include the caller may not read is not quoted back to the caller: the
+    // location is enough for the admin, who can read the file.
+    let acl = parse_acl(Path::new(ACL_PATH), &SystemFiles, &caller).map_err(|e| match e {
+        PolicyError::Acl { at, .. } if !files::caller_can_read(&caller, &at.file) => {
+            format!("{at}: invalid line")
+        }
+        other => other.to_string(),
+    });
+    Ok((config, acl))
 }
 
 fn load_config(path: &Path, explicit: bool, trust: Trust) -> Result<Option<Config>, Error> {

@@ -998,9 +998,14 @@ fn the_running_helper_is_not_the_callers_to_inspect() {
 
     let w = World::new("running");
     add_tap("vmtap0", Some(ALICE), None);
-    for how in PRIVILEGED {
+    // The plan, and --help (printed only after the drop too, so a blocked stdout never holds a
+    // privileged process).
+    let cases = PRIVILEGED
+        .into_iter()
+        .flat_map(|how| [(how, &["--dry-run", "vmtap0"][..]), (how, &["--help"][..])]);
+    for (how, args) in cases {
         let copy = Prog::Up.copy(how);
-        // A pipe nobody reads, filled up: the plan's first line blocks the helper.
+        // A pipe nobody reads, filled up: the first line of output blocks the helper.
         let (reader, mut writer) = std::io::pipe().unwrap();
         fcntl(writer.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
         while writer.write(&[b'x'; 4096]).is_ok() {}
@@ -1008,13 +1013,10 @@ fn the_running_helper_is_not_the_callers_to_inspect() {
         let argv = ifup_testkit::privileged::wrapper_argv(
             w.etc.path(),
             &alice(),
-            &[
-                OsStr::new("env"),
-                OsStr::new("-i"),
-                copy.as_os_str(),
-                OsStr::new("--dry-run"),
-                OsStr::new("vmtap0"),
-            ],
+            &[OsStr::new("env"), OsStr::new("-i"), copy.as_os_str()]
+                .into_iter()
+                .chain(args.iter().map(OsStr::new))
+                .collect::<Vec<_>>(),
         );
         let mut child = std::process::Command::new(&argv[0])
             .args(&argv[1..])
