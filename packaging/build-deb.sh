@@ -16,13 +16,11 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-outdir=${1:-$root/target/packages}
+. "$root/packaging/common.sh"
+outdir=$(absolute_dir "${1:-$root/target/packages}")
 shift || true
-mkdir -p "$outdir"
-outdir=$(cd "$outdir" && pwd)
 
-version=$(awk -F'"' '/^\[workspace\.package\]/ {w = 1} w && /^version *=/ {print $2; exit}' \
-    "$root/Cargo.toml")
+version=$(workspace_version "$root")
 changelog_version=$(dpkg-parsechangelog -l "$root/packaging/debian/changelog" -S Version)
 if [ "${changelog_version%%-*}" != "$version" ]; then
     echo "$0: packaging/debian/changelog is at $changelog_version but Cargo.toml at $version:" \

@@ -10,14 +10,12 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-outdir=${1:-$root/target/packages}
+. "$root/packaging/common.sh"
+outdir=$(absolute_dir "${1:-$root/target/packages}")
 shift || true
-mkdir -p "$outdir"
-outdir=$(cd "$outdir" && pwd)
 spec="$root/packaging/rpm/qemu-ifup-rs.spec"
 
-version=$(awk -F'"' '/^\[workspace\.package\]/ {w = 1} w && /^version *=/ {print $2; exit}' \
-    "$root/Cargo.toml")
+version=$(workspace_version "$root")
 spec_version=$(awk '/^Version:/ {print $2; exit}' "$spec")
 if [ "$spec_version" != "$version" ]; then
     echo "$0: $spec has Version: $spec_version but Cargo.toml $version" >&2

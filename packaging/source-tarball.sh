@@ -10,10 +10,9 @@ set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-outdir=$(mkdir -p "$1" && cd "$1" && pwd)
-version=$(awk -F'"' '/^\[workspace\.package\]/ {w = 1} w && /^version *=/ {print $2; exit}' \
-    "$root/Cargo.toml")
-[ -n "$version" ] || { echo "$0: no version in $root/Cargo.toml [workspace.package]" >&2; exit 1; }
+. "$root/packaging/common.sh"
+outdir=$(absolute_dir "$1")
+version=$(workspace_version "$root")
 name="qemu-ifup-rs-$version"
 tarball="$outdir/$name.tar.gz"
 

@@ -11,16 +11,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "scripts/bench.sh: the benchmark creates network namespaces, bridges and taps: run as root (sudo)" >&2
     exit 1
 fi
-pkgs=(qemu-system-common iproute2)
-need=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+bash scripts/deps.sh qemu-system-common iproute2
 cargo build --release --workspace --locked
 target="${CARGO_TARGET_DIR:-target}"
 exec "$target/release/ifup-bench" --bin-dir "$target/release" "$@"

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Install (once) the Debian packages the demo and the tests need.
+# Install (once) Debian packages: those named as arguments, or without arguments the ones the
+# demo and the tests need.
 set -euo pipefail
-pkgs=(qemu-system-x86 busybox-static linux-image-amd64 iproute2 libcap2-bin util-linux strace)
+if [ $# -gt 0 ]; then
+    pkgs=("$@")
+else
+    pkgs=(qemu-system-x86 busybox-static linux-image-amd64 iproute2 libcap2-bin util-linux strace)
+fi
 need=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -71,17 +71,10 @@ trap 'exit 130' INT TERM HUP
 # ---------------------------------------------------------------------------------------------
 step "1. Packages needed: QEMU & co (scripts/deps.sh), debhelper, man-db, mandoc"
 bash scripts/deps.sh
-need=()
-for p in debhelper man-db mandoc; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | has "install ok installed" || need+=("$p")
-done
+need=(debhelper man-db mandoc)
 if [ "${PACKAGE_TEST_RPM:-1}" = 1 ] && ! command -v rpmbuild >/dev/null; then need+=(rpm); fi
 if [ "${PACKAGE_TEST_LINTIAN:-1}" = 1 ] && ! command -v lintian >/dev/null; then need+=(lintian); fi
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+bash scripts/deps.sh "${need[@]}"
 
 # ---------------------------------------------------------------------------------------------
 step "2. Build the .deb (packaging/build-deb.sh)"

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use ifup_testkit::{
     add_bridge, add_bridge_with_default_route, add_tap, ip, link, marker, set_mtu, GuestImage,
-    Link, Netns, Qemu, QEMU_TIMEOUT,
+    Link, Netns, Qemu, QemuExit, QEMU_TIMEOUT,
 };
 
 /// The helpers under test: cargo's, or the installed package's with QEMU_IFUP_RS_INSTALLED=1
@@ -64,6 +64,20 @@ fn qemu_ifup_error_lines(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Waits for QEMU to exit and asserts a clean run: exit status 0, the guest powered off, and not
+/// a line from qemu-ifup or qemu-ifdown.
+fn assert_clean_exit(vm: Qemu) -> QemuExit {
+    let exit = vm.wait_exit(QEMU_TIMEOUT);
+    assert_eq!(exit.code, 0, "QEMU should exit cleanly: {exit:#?}");
+    assert!(exit.console.contains(marker::POWEROFF), "{exit:#?}");
+    assert_eq!(
+        qemu_ifup_error_lines(&exit.stderr),
+        Vec::<&str>::new(),
+        "{exit:#?}"
+    );
+    exit
+}
+
 /// No config: qemu-ifup picks the bridge of the default route, gives the tap the bridge's MTU and
 /// brings it up; the guest reaches the host through it; at exit qemu-ifdown detaches the
 /// (persistent, so still present) tap and sets it down.
@@ -108,18 +122,11 @@ fn no_config_attaches_persistent_tap_to_default_route_bridge() {
 
     assert_guest_pinged(&mut vm);
     let pinged_after = vm.elapsed();
-    let exit = vm.wait_exit(QEMU_TIMEOUT);
+    let exit = assert_clean_exit(vm);
     eprintln!(
         "timings: tap attached {attached_after:.1?}, guest pinged {pinged_after:.1?}, \
          QEMU exited {:.1?} after spawn",
         exit.elapsed
-    );
-    assert_eq!(exit.code, 0, "QEMU should exit cleanly: {exit:#?}");
-    assert!(exit.console.contains(marker::POWEROFF), "{exit:#?}");
-    assert_eq!(
-        qemu_ifup_error_lines(&exit.stderr),
-        Vec::<&str>::new(),
-        "{exit:#?}"
     );
 
     let tap = link("vmtap0").expect("a persistent tap outlives QEMU");
@@ -168,13 +175,7 @@ fn config_bridge_with_tap_created_by_qemu() {
     assert_eq!(tap.mtu, link("br-lab").unwrap().mtu);
 
     assert_guest_pinged(&mut vm);
-    let exit = vm.wait_exit(QEMU_TIMEOUT);
-    assert_eq!(exit.code, 0, "QEMU should exit cleanly: {exit:#?}");
-    assert_eq!(
-        qemu_ifup_error_lines(&exit.stderr),
-        Vec::<&str>::new(),
-        "{exit:#?}"
-    );
+    assert_clean_exit(vm);
     assert_eq!(link("vmtap1"), None, "QEMU deletes the tap it created");
 }
 
@@ -297,14 +298,7 @@ fn unprivileged_qemu_with_setuid_scripts_attaches_its_own_tap() {
     assert_eq!(tap.tun.as_ref().and_then(|t| t.owner), Some(USER));
 
     assert_guest_pinged(&mut vm);
-    let exit = vm.wait_exit(QEMU_TIMEOUT);
-    assert_eq!(exit.code, 0, "QEMU should exit cleanly: {exit:#?}");
-    assert!(exit.console.contains(marker::POWEROFF), "{exit:#?}");
-    assert_eq!(
-        qemu_ifup_error_lines(&exit.stderr),
-        Vec::<&str>::new(),
-        "{exit:#?}"
-    );
+    assert_clean_exit(vm);
     let tap = link("vmtap3").expect("a persistent tap outlives QEMU");
     assert_eq!(tap.master, None, "qemu-ifdown should detach it: {tap:#?}");
     assert!(!tap.up, "qemu-ifdown should set it down: {tap:#?}");

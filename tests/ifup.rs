@@ -2,53 +2,26 @@
 //! State is read back with `ip -j -d link show` (testkit), never from our own netlink code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{assert_detached, assert_fails, config, ifup, IFUP};
 use ifup_testkit::{
     add_bridge, add_tap, add_tun, add_veth, expect_link, ip, link, links, run, set_master, set_mtu,
     Netns, RunOutput,
 };
 
-const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
 const IFDOWN: &str = env!("CARGO_BIN_EXE_qemu-ifdown");
-
-fn ifup(args: &[&str]) -> RunOutput {
-    run(Path::new(IFUP), args, &[])
-}
 
 fn ifdown(args: &[&str]) -> RunOutput {
     run(Path::new(IFDOWN), args, &[])
 }
 
-/// A config file with `text`, unique to the calling test.
-fn config(test: &str, text: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ifup-configs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{test}.conf"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// An empty config: no rule, no bridge line, so the default route decides (and the host's
 /// /etc/qemu-ifup-rs.conf, if any, is not read).
 fn empty_config(test: &str) -> String {
-    config(test, "# empty\n").display().to_string()
-}
-
-/// Asserts a failure: the exit status, exactly one stderr line with the program's prefix, and
-/// that it mentions each of `words`.
-fn assert_fails(out: &RunOutput, code: i32, prog: &str, words: &[&str]) {
-    assert_eq!(out.code, code, "exit status; output: {out:#?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one stderr line expected: {out:#?}");
-    assert!(
-        lines[0].starts_with(&format!("{prog}: error: ")),
-        "prefix: {:?}",
-        lines[0]
-    );
-    for w in words {
-        assert!(lines[0].contains(w), "{w:?} missing from {:?}", lines[0]);
-    }
+    config(test, "# empty\n")
 }
 
 /// A namespace with bridge `br0` (MTU `mtu`) carrying the default route, and tap `vmtap0`.
@@ -66,12 +39,6 @@ fn assert_attached(tap: &str, bridge: &str, mtu: u32) {
     assert_eq!(l.master.as_deref(), Some(bridge), "{l:?}");
     assert_eq!(l.mtu, mtu, "{l:?}");
     assert!(l.up, "{l:?}");
-}
-
-fn assert_detached(tap: &str) {
-    let l = expect_link(tap);
-    assert_eq!(l.master, None, "{l:?}");
-    assert!(!l.up, "{l:?}");
 }
 
 #[test]
@@ -136,7 +103,7 @@ fn missing_bridge_fails_and_changes_nothing() {
     let _ns = setup(1500);
     let cfg = config("missing_bridge", "bridge br-nope\n");
     let before = links();
-    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
     assert_fails(
         &out,
         1,
@@ -152,7 +119,7 @@ fn bridge_that_is_not_a_bridge_fails() {
     add_veth("veth0", "veth1");
     let cfg = config("not_a_bridge", "bridge veth0\n");
     let before = links();
-    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
     assert_fails(&out, 1, "qemu-ifup", &["vmtap0", "veth0", "not a bridge"]);
     assert_eq!(links(), before);
 }
@@ -262,7 +229,6 @@ fn tap_rule_beats_bridge_line() {
         "rule_beats_line",
         "# lab machines go to br-lab\nbridge br0\ntap vm-lab-*  bridge br-lab\n",
     );
-    let cfg = cfg.display().to_string();
     ifup(&["--config", &cfg, "vm-lab-1"]).assert_success();
     assert_attached("vm-lab-1", "br-lab", 1450);
     ifup(&["--config", &cfg, "vmtap0"]).assert_success();
@@ -274,11 +240,7 @@ fn config_from_environment() {
     let _ns = setup(1500);
     add_bridge("br-env", None);
     let cfg = config("from_env", "bridge br-env\n");
-    let out = run(
-        Path::new(IFUP),
-        &["vmtap0"],
-        &[("QEMU_IFUP_CONFIG", &cfg.display().to_string())],
-    );
+    let out = run(Path::new(IFUP), &["vmtap0"], &[("QEMU_IFUP_CONFIG", &cfg)]);
     out.assert_success();
     assert_attached("vmtap0", "br-env", 1500);
 }
@@ -287,7 +249,7 @@ fn config_from_environment() {
 fn fixed_mtu_9000() {
     let _ns = setup(9000);
     let cfg = config("mtu9000", "bridge br0 mtu 9000\n");
-    ifup(&["--config", &cfg.display().to_string(), "vmtap0"]).assert_success();
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
     assert_attached("vmtap0", "br0", 9000);
 }
 
@@ -296,7 +258,7 @@ fn tap_mac_keep() {
     let _ns = setup(1500);
     let mac = expect_link("vmtap0").address.unwrap();
     let cfg = config("mac_keep", "bridge br0 tap-mac keep\n");
-    ifup(&["--config", &cfg.display().to_string(), "vmtap0"]).assert_success();
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
     assert_eq!(expect_link("vmtap0").address.unwrap(), mac);
 }
 
@@ -314,10 +276,9 @@ fn config_syntax_errors_name_file_and_line() {
     .enumerate()
     {
         let cfg = config(&format!("syntax{i}"), text);
-        let cfg_s = cfg.display().to_string();
         let line = text.lines().count();
-        let out = ifup(&["--config", &cfg_s, "vmtap0"]);
-        let at = format!("{cfg_s}:{line}");
+        let out = ifup(&["--config", &cfg, "vmtap0"]);
+        let at = format!("{cfg}:{line}");
         let mut expect = vec![at.as_str()];
         expect.extend_from_slice(words);
         assert_fails(&out, 2, "qemu-ifup", &expect);
@@ -371,7 +332,7 @@ fn failure_after_attach_is_undone() {
     let _ns = setup(1500);
     let cfg = config("vlan_no_filtering", "bridge br0 vlan 20\n");
     let before = links();
-    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
     assert_fails(&out, 1, "qemu-ifup", &["vmtap0", "br0", "vlan_filtering"]);
     assert_eq!(links(), before);
 }
@@ -383,7 +344,7 @@ fn mtu_the_bridge_cannot_take_is_rolled_back() {
     let _ns = setup(1500);
     let cfg = config("mtu_too_big", "bridge br0 mtu 65535\n");
     let before = link("vmtap0").unwrap();
-    let out = ifup(&["--config", &cfg.display().to_string(), "vmtap0"]);
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
     assert_fails(&out, 1, "qemu-ifup", &["vmtap0", "br0"]);
     let after = link("vmtap0").unwrap();
     assert_eq!(after.master, None);

@@ -6,43 +6,19 @@
 //! options need a kernel with bridge VLAN filtering: they are tested in tests/vlan_vm.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ifup_testkit::bridge_tool::{bridge, learned_macs, port_state};
-use ifup_testkit::tapio::{self, TapQueue, BROADCAST, ETH_P_TEST};
+use common::{assert_detached, assert_fails, assert_up_on, config, ifup, netns, warnings, IFUP};
+use ifup_testkit::bridge_tool::{bridge, learned_macs};
+use ifup_testkit::tapio::{self, open_ports, TapQueue, BROADCAST, ETH_P_TEST};
 use ifup_testkit::{
-    add_bridge, add_tap, add_veth, expect_link, ip, links, run, set_master, set_up, BridgePort,
-    Netns, RunOutput,
+    add_bridge, add_tap, add_veth, expect_link, ip, links, set_master, set_up, BridgePort,
+    RunOutput,
 };
-
-const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
-const NF_SYSCTL: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
-
-fn ifup(args: &[&str]) -> RunOutput {
-    run(Path::new(IFUP), args, &[])
-}
-
-/// A config file with `text`, unique to the calling test.
-fn config(test: &str, text: &str) -> String {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("port-options-configs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join(format!("{test}.conf"));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-/// A fresh namespace. Where br_netfilter is loaded (its sysctl exists), its per-namespace
-/// default sends bridged traffic through iptables, which qemu-ifup warns about: turn it off so
-/// only the test about warnings sees warnings.
-fn netns() -> Netns {
-    let ns = Netns::new();
-    if Path::new(NF_SYSCTL).exists() {
-        std::fs::write(NF_SYSCTL, "0").unwrap();
-    }
-    ns
-}
 
 fn ok(out: &RunOutput) {
     out.assert_success();
@@ -62,29 +38,6 @@ fn flags(isolated: bool, hairpin: bool, learning: bool, flood: bool) -> BridgePo
         hairpin,
         learning,
         flood,
-    }
-}
-
-fn assert_up_on(tap: &str, bridge: &str) {
-    let l = expect_link(tap);
-    assert_eq!(l.master.as_deref(), Some(bridge), "{l:#?}");
-    assert!(l.up, "{l:#?}");
-}
-
-fn assert_detached_and_down(tap: &str) {
-    let l = expect_link(tap);
-    assert_eq!(l.master, None, "{l:#?}");
-    assert!(!l.up, "{l:#?}");
-}
-
-/// Asserts exit 1 with exactly one `qemu-ifup: error:` line containing each of `words`.
-fn assert_fails(out: &RunOutput, words: &[&str]) {
-    assert_eq!(out.code, 1, "{out:#?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one stderr line: {out:#?}");
-    assert!(lines[0].starts_with("qemu-ifup: error: "), "{out:#?}");
-    for w in words {
-        assert!(lines[0].contains(w), "{w:?} missing from {:?}", lines[0]);
     }
 }
 
@@ -287,6 +240,8 @@ fn vlan_without_vlan_filtering_fails_and_says_why() {
     if kernel_can {
         assert_fails(
             &out,
+            1,
+            "qemu-ifup",
             &[
                 "vm-trunk",
                 "br0",
@@ -294,10 +249,15 @@ fn vlan_without_vlan_filtering_fails_and_says_why() {
             ],
         );
     } else {
-        assert_fails(&out, &["vm-trunk", "br0", "CONFIG_BRIDGE_VLAN_FILTERING"]);
+        assert_fails(
+            &out,
+            1,
+            "qemu-ifup",
+            &["vm-trunk", "br0", "CONFIG_BRIDGE_VLAN_FILTERING"],
+        );
     }
     assert_eq!(links(), before);
-    assert_detached_and_down("vm-trunk");
+    assert_detached("vm-trunk");
 }
 
 /// A bridge-port step that fails after the tap was attached (the fourth netlink request, the
@@ -340,6 +300,8 @@ fn port_option_failure_after_attach_is_undone() {
     };
     assert_fails(
         &out,
+        1,
+        "qemu-ifup",
         &[
             "vmtap0",
             "br0",
@@ -372,25 +334,8 @@ fn mac(last: u8) -> [u8; 6] {
     [0x52, 0x54, 0, 0, 0, last]
 }
 
-/// Attaches a queue to each tap (giving it carrier) and waits until the bridge forwards on all.
-fn open_ports(taps: &[&str]) -> Vec<TapQueue> {
-    let mut queues: Vec<TapQueue> = taps.iter().map(|t| TapQueue::attach(t)).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for t in taps {
-        while port_state(t).as_deref() != Some("forwarding") {
-            assert!(
-                Instant::now() < deadline,
-                "port {t} does not forward: {:?}",
-                port_state(t)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    for q in &mut queues {
-        q.drain();
-    }
-    queues
-}
+/// How long [`open_ports`] waits for the bridge to forward on the taps.
+const FORWARDING: Duration = Duration::from_secs(10);
 
 /// Two taps attached by qemu-ifup with `isolated` as given, on a bridge with address
 /// 10.0.9.1/24. Checks that each tap's ARP request for the bridge's address is answered, and
@@ -409,8 +354,7 @@ fn isolation_case(isolated: &str) -> (bool, bool) {
         ok(&ifup(&["--config", &cfg, t]));
         assert_eq!(port_flags(t).isolated, isolated == "on");
     }
-    let mut q = open_ports(&["vm-a", "vm-b"]);
-    let (mut a, mut b) = (q.remove(0), q.remove(0));
+    let [mut a, mut b] = open_ports(["vm-a", "vm-b"], FORWARDING);
     let a_to_b = probe_isolation(&mut a, &mut b, mac(0xa), [10, 0, 9, 11]);
     let b_to_a = probe_isolation(&mut b, &mut a, mac(0xb), [10, 0, 9, 12]);
     (a_to_b, b_to_a)
@@ -473,8 +417,7 @@ fn hairpin_reflects_frames_back() {
     }
     assert!(port_flags("vm-hp").hairpin);
     assert!(!port_flags("vm-nohp").hairpin);
-    let mut q = open_ports(&["vm-hp", "vm-nohp"]);
-    let (mut hp, mut nohp) = (q.remove(0), q.remove(0));
+    let [mut hp, mut nohp] = open_ports(["vm-hp", "vm-nohp"], FORWARDING);
     let probe = b"qemu-ifup-rs hairpin probe";
     hp.send(&tapio::ethernet(BROADCAST, mac(1), ETH_P_TEST, probe));
     assert!(
@@ -517,8 +460,8 @@ fn learning_and_flood_off_with_traffic() {
     assert_eq!(port_flags("vm-nolearn"), flags(false, false, false, true));
     assert_eq!(port_flags("vm-learn"), flags(false, false, true, true));
     assert_eq!(port_flags("vm-noflood"), flags(false, false, true, false));
-    let mut q = open_ports(&["vm-nolearn", "vm-learn", "vm-noflood"]);
-    let (mut nolearn, mut learn, mut noflood) = (q.remove(0), q.remove(0), q.remove(0));
+    let [mut nolearn, mut learn, mut noflood] =
+        open_ports(["vm-nolearn", "vm-learn", "vm-noflood"], FORWARDING);
 
     // Unicast to an address nobody has: flooded to vm-learn (flood on) but not vm-noflood.
     let unknown = [0x52, 0x54, 0, 0, 0, 0xee];
@@ -579,11 +522,7 @@ fn stp_forward_delay_warns_and_attaches() {
     let out = ifup(&["--config", &cfg, "vmtap0"]);
     out.assert_success();
     assert_up_on("vmtap0", "br0");
-    let warnings: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("qemu-ifup: warning: "))
-        .collect();
+    let warnings = warnings(&out);
     assert_eq!(warnings.len(), 1, "one warning expected: {out:#?}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
     for w in ["br0", "STP", "forward delay of 4 s"] {

@@ -14,18 +14,20 @@
 //! with frames written to and read from the taps' queues (ifup_testkit::tapio).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ifup_testkit::bridge_tool::{bridge_path, port_state, port_vlans, PortVlan};
-use ifup_testkit::tapio::{self, TapQueue, BROADCAST, ETH_P_TEST};
+use common::{assert_up_on, config, ifup, netns, warnings, IFUP, NF_SYSCTL};
+use ifup_testkit::bridge_tool::{bridge_path, port_vlans, PortVlan};
+use ifup_testkit::tapio::{self, open_ports, BROADCAST, ETH_P_TEST};
 use ifup_testkit::{
-    add_tap, expect_link, ip, ip_path, links, run, GuestBuilder, GuestImage, Netns, Qemu,
-    RunOutput, QEMU_TIMEOUT,
+    add_tap, expect_link, ip, ip_path, links, GuestBuilder, GuestImage, Qemu, RunOutput,
+    QEMU_TIMEOUT,
 };
 
-const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
 /// Set by the guest's `/init` for the run inside the guest.
 const GUEST_ENV: &str = "IFUP_RS_VLAN_GUEST";
 /// On the guest kernel's command line, so that [`GUEST_ENV`] alone never switches modes.
@@ -170,28 +172,6 @@ fn run_cases_in_guest() {
 // ---------------------------------------------------------------------------------------------
 // Helpers (in the guest).
 
-fn ifup(args: &[&str]) -> RunOutput {
-    run(Path::new(IFUP), args, &[])
-}
-
-fn config(name: &str, text: &str) -> String {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vlan-configs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join(format!("{name}.conf"));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-const NF_SYSCTL: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
-
-/// A fresh namespace with br_netfilter's iptables hook off (its per-namespace default is on), so
-/// only the case about it sees that warning.
-fn netns() -> Netns {
-    let ns = Netns::new();
-    std::fs::write(NF_SYSCTL, "0").unwrap();
-    ns
-}
-
 /// Bridge `name`, up, VLAN filtering on (`vlan_default_pvid` as given; the kernel default is 1).
 fn add_vlan_bridge(name: &str, default_pvid: Option<u16>) {
     let pvid = default_pvid.map(|p| p.to_string());
@@ -222,12 +202,6 @@ fn tagged(vids: impl IntoIterator<Item = u16>) -> Vec<PortVlan> {
 fn sorted(mut vlans: Vec<PortVlan>) -> Vec<PortVlan> {
     vlans.sort();
     vlans
-}
-
-fn assert_up_on(tap: &str, bridge: &str) {
-    let l = expect_link(tap);
-    assert_eq!(l.master.as_deref(), Some(bridge), "{l:#?}");
-    assert!(l.up, "{l:#?}");
 }
 
 fn ok(out: &RunOutput) {
@@ -431,20 +405,6 @@ fn dry_run_lists_vlans() {
     }
 }
 
-fn wait_forwarding(taps: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for t in taps {
-        while port_state(t).as_deref() != Some("forwarding") {
-            assert!(
-                Instant::now() < deadline,
-                "port {t} is not forwarding: {:?}",
-                port_state(t)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// Frames: the trunk's tagged VLAN 20 reaches the VLAN 20 access port untagged and not the
 /// VLAN 30 one; the access port's untagged frames reach the trunk tagged 20; untagged frames on
 /// the trunk (native VLAN 1) reach neither access port.
@@ -463,13 +423,8 @@ fn vlan_traffic_access_and_trunk() {
     for t in ["vm-trunk", "vm-a20", "vm-b30"] {
         ok(&ifup(&["--config", &cfg, t]));
     }
-    let mut trunk = TapQueue::attach("vm-trunk");
-    let mut a20 = TapQueue::attach("vm-a20");
-    let mut b30 = TapQueue::attach("vm-b30");
-    wait_forwarding(&["vm-trunk", "vm-a20", "vm-b30"]);
-    for q in [&mut trunk, &mut a20, &mut b30] {
-        q.drain();
-    }
+    let [mut trunk, mut a20, mut b30] =
+        open_ports(["vm-trunk", "vm-a20", "vm-b30"], Duration::from_secs(20));
     let src = [0x52, 0x54, 0, 0, 0, 0x01];
     let wait = Duration::from_secs(2);
     let quiet = Duration::from_millis(500);
@@ -534,11 +489,7 @@ fn nf_call_iptables_warning() {
     let out = ifup(&["--config", &cfg, "vmtap0"]);
     out.assert_success();
     assert_up_on("vmtap0", "br0");
-    let warnings: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("qemu-ifup: warning: "))
-        .collect();
+    let warnings = warnings(&out);
     assert_eq!(warnings.len(), 1, "{out:#?}");
     assert!(
         warnings[0].contains("bridge-nf-call-iptables") && warnings[0].contains("br0"),

@@ -6,14 +6,13 @@
 //! read that file (and every included file on the way to it); deny lines count for everyone.
 //! Any error in any file denies (the parser returns Err).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::config::Location;
 use crate::error::{LineError, PolicyError};
 use crate::name::IfName;
 use crate::source::{
-    check_trusted, content_lines, include_arg, normalize, open_include, resolve_include, Caller,
-    FileData, FileSource,
+    check_trusted, located_lines, read_main, Caller, FileData, FileSource, Includes,
 };
 
 /// `allow` or `deny`.
@@ -107,24 +106,14 @@ impl Acl {
 /// missing include, loop, nesting deeper than [`crate::MAX_INCLUDE_DEPTH`]) is Err: the caller
 /// denies. Includes are taken relative to the including file's directory.
 pub fn parse_acl(path: &Path, src: &dyn FileSource, caller: &Caller) -> Result<Acl, PolicyError> {
-    let data = match src.read(path) {
-        Ok(Some(data)) => data,
-        Ok(None) => {
-            return Err(PolicyError::AclMissing {
-                path: path.to_path_buf(),
-            })
-        }
-        Err(source) => {
-            return Err(PolicyError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    let Some(data) = read_main(src, path)? else {
+        return Err(PolicyError::AclMissing {
+            path: path.to_path_buf(),
+        });
     };
     let mut parser = Parser {
-        src,
+        includes: Includes::new(src),
         caller,
-        stack: Vec::new(),
         acl: Acl::default(),
     };
     parser.file(path, &data, 0, true)?;
@@ -132,9 +121,8 @@ pub fn parse_acl(path: &Path, src: &dyn FileSource, caller: &Caller) -> Result<A
 }
 
 struct Parser<'a> {
-    src: &'a dyn FileSource,
+    includes: Includes<'a>,
     caller: &'a Caller,
-    stack: Vec<PathBuf>,
     acl: Acl,
 }
 
@@ -149,15 +137,11 @@ impl Parser<'_> {
     ) -> Result<(), PolicyError> {
         check_trusted(path, data)?;
         let allows_count = allows_count && (depth == 0 || self.caller.can_read(&data.file));
-        self.stack.push(normalize(path));
-        for (line, content) in content_lines(&data.text) {
-            let at = Location {
-                file: path.to_path_buf(),
-                line,
-            };
+        self.includes.enter(path);
+        for (at, content) in located_lines(path, &data.text) {
             self.line(at, content, depth, allows_count)?;
         }
-        self.stack.pop();
+        self.includes.leave();
         Ok(())
     }
 
@@ -177,12 +161,7 @@ impl Parser<'_> {
             Some("allow") => AclVerb::Allow,
             Some("deny") => AclVerb::Deny,
             Some("include") => {
-                let arg = include_arg(content).ok_or(wrap(LineError::MissingArgument {
-                    keyword: "include",
-                    what: "a file name",
-                }))?;
-                let target = resolve_include(&at.file, arg);
-                let data = open_include(self.src, &self.stack, &target, depth + 1, &wrap)?;
+                let (target, data) = self.includes.open(&at, content, depth + 1, &wrap)?;
                 return self.file(&target, &data, depth + 1, allows_count);
             }
             Some(word) => {

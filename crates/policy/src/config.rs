@@ -9,8 +9,7 @@ use crate::glob::{glob_match, validate_glob};
 use crate::name::IfName;
 use crate::options::{parse_options, PortOptions};
 use crate::source::{
-    check_trusted, content_lines, include_arg, normalize, open_include, resolve_include, FileData,
-    FileSource, Trust,
+    check_trusted, located_lines, read_main, FileData, FileSource, Includes, Trust,
 };
 
 /// A line of a file.
@@ -118,20 +117,12 @@ pub fn parse_config(
     src: &dyn FileSource,
     trust: Trust,
 ) -> Result<Option<Config>, PolicyError> {
-    let data = match src.read(path) {
-        Ok(Some(data)) => data,
-        Ok(None) => return Ok(None),
-        Err(source) => {
-            return Err(PolicyError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    let Some(data) = read_main(src, path)? else {
+        return Ok(None);
     };
     let mut parser = Parser {
-        src,
+        includes: Includes::new(src),
         trust,
-        stack: Vec::new(),
         config: Config::default(),
     };
     parser.file(path, &data, 0)?;
@@ -139,10 +130,8 @@ pub fn parse_config(
 }
 
 struct Parser<'a> {
-    src: &'a dyn FileSource,
+    includes: Includes<'a>,
     trust: Trust,
-    /// Normalized paths of the files being read, outermost first.
-    stack: Vec<PathBuf>,
     config: Config,
 }
 
@@ -151,15 +140,11 @@ impl Parser<'_> {
         if self.trust == Trust::RootOwnedOnly {
             check_trusted(path, data)?;
         }
-        self.stack.push(normalize(path));
-        for (line, content) in content_lines(&data.text) {
-            let at = Location {
-                file: path.to_path_buf(),
-                line,
-            };
+        self.includes.enter(path);
+        for (at, content) in located_lines(path, &data.text) {
             self.line(&at, content, depth)?;
         }
-        self.stack.pop();
+        self.includes.leave();
         Ok(())
     }
 
@@ -184,12 +169,7 @@ impl Parser<'_> {
                 self.config.rules.push(rule);
             }
             Some("include") => {
-                let arg = include_arg(content).ok_or(wrap(LineError::MissingArgument {
-                    keyword: "include",
-                    what: "a file name",
-                }))?;
-                let target = resolve_include(&at.file, arg);
-                let data = open_include(self.src, &self.stack, &target, depth + 1, &wrap)?;
+                let (target, data) = self.includes.open(at, content, depth + 1, &wrap)?;
                 self.file(&target, &data, depth + 1)?;
             }
             Some(word) => {

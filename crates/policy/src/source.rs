@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use crate::config::Location;
 use crate::error::{parent_dir, LineError, PolicyError, TrustProblem};
 
 /// File type mask of `st_mode`.
@@ -119,7 +120,7 @@ pub fn check_trusted(path: &Path, data: &FileData) -> Result<(), PolicyError> {
 }
 
 /// Where an `include` names: relative paths are taken from the including file's directory.
-pub(crate) fn resolve_include(from: &Path, target: &str) -> PathBuf {
+fn resolve_include(from: &Path, target: &str) -> PathBuf {
     let target = Path::new(target);
     match from.parent() {
         Some(dir) if target.is_relative() => dir.join(target),
@@ -130,7 +131,7 @@ pub(crate) fn resolve_include(from: &Path, target: &str) -> PathBuf {
 /// `path` with `.` removed and `..` applied lexically, for loop detection only (the file is
 /// read by the path as written, so symlinks keep their meaning; a loop through symlinks is
 /// caught by the depth limit).
-pub(crate) fn normalize(path: &Path) -> PathBuf {
+fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -148,48 +149,16 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Open the file an `include` names: checks depth and loops against `stack` (the normalized
-/// paths of the files being read), then reads it. `wrap` turns a line problem into the
-/// crate error for the kind of file (config or ACL) at the include line.
-pub(crate) fn open_include(
-    src: &dyn FileSource,
-    stack: &[PathBuf],
-    target: &Path,
-    depth: usize,
-    wrap: &dyn Fn(LineError) -> PolicyError,
-) -> Result<FileData, PolicyError> {
-    if depth > crate::MAX_INCLUDE_DEPTH {
-        return Err(wrap(LineError::IncludeTooDeep {
-            path: target.to_path_buf(),
-        }));
-    }
-    if stack.contains(&normalize(target)) {
-        return Err(wrap(LineError::IncludeLoop {
-            path: target.to_path_buf(),
-        }));
-    }
-    match src.read(target) {
-        Ok(Some(data)) => Ok(data),
-        Ok(None) => Err(wrap(LineError::IncludeMissing {
-            path: target.to_path_buf(),
-        })),
-        Err(source) => Err(PolicyError::Read {
-            path: target.to_path_buf(),
-            source,
-        }),
-    }
-}
-
 /// The argument of `include`: the rest of the line after the keyword, trimmed (so, as in
 /// qemu-bridge-helper, a path may contain spaces), or None when there is none.
-pub(crate) fn include_arg(content: &str) -> Option<&str> {
+fn include_arg(content: &str) -> Option<&str> {
     let rest = content.trim_start().strip_prefix("include")?.trim();
     (!rest.is_empty()).then_some(rest)
 }
 
 /// The lines of `text` that say something: (1-based line number, text before any `#`), blank
 /// lines and comment-only lines skipped.
-pub(crate) fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines().enumerate().filter_map(|(i, line)| {
         let content = match line.find('#') {
             Some(at) => &line[..at],
@@ -197,6 +166,91 @@ pub(crate) fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         };
         (!content.trim().is_empty()).then_some((i + 1, content))
     })
+}
+
+/// [`content_lines`] of the file at `path`, each with its [`Location`].
+pub(crate) fn located_lines<'t>(
+    path: &'t Path,
+    text: &'t str,
+) -> impl Iterator<Item = (Location, &'t str)> + 't {
+    content_lines(text).map(move |(line, content)| {
+        let at = Location {
+            file: path.to_path_buf(),
+            line,
+        };
+        (at, content)
+    })
+}
+
+/// Read the main file of a config or ACL: Ok(None) when it does not exist (each parser decides
+/// what that means), `PolicyError::Read` for any other failure.
+pub(crate) fn read_main(
+    src: &dyn FileSource,
+    path: &Path,
+) -> Result<Option<FileData>, PolicyError> {
+    src.read(path).map_err(|source| PolicyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The files one parse is reading, for the config and ACL parsers alike: where they come from,
+/// and which are open (so an `include` can be checked for loops).
+pub(crate) struct Includes<'a> {
+    src: &'a dyn FileSource,
+    /// Normalized paths of the files being read, outermost first.
+    stack: Vec<PathBuf>,
+}
+
+impl<'a> Includes<'a> {
+    pub(crate) fn new(src: &'a dyn FileSource) -> Includes<'a> {
+        Includes {
+            src,
+            stack: Vec::new(),
+        }
+    }
+
+    /// Start reading the file at `path`; [`Includes::leave`] when done with it.
+    pub(crate) fn enter(&mut self, path: &Path) {
+        self.stack.push(normalize(path));
+    }
+
+    /// Done with the file entered last.
+    pub(crate) fn leave(&mut self) {
+        self.stack.pop();
+    }
+
+    /// Follow the `include` line `content` at `at`: take its argument relative to the
+    /// including file, check `depth` (the included file's) and loops against the files being
+    /// read, then read it. `wrap` turns a line problem into the crate error for the kind of file
+    /// (config or ACL) at the include line.
+    pub(crate) fn open(
+        &self,
+        at: &Location,
+        content: &str,
+        depth: usize,
+        wrap: &dyn Fn(LineError) -> PolicyError,
+    ) -> Result<(PathBuf, FileData), PolicyError> {
+        let arg = include_arg(content).ok_or(wrap(LineError::MissingArgument {
+            keyword: "include",
+            what: "a file name",
+        }))?;
+        let target = resolve_include(&at.file, arg);
+        if depth > crate::MAX_INCLUDE_DEPTH {
+            return Err(wrap(LineError::IncludeTooDeep { path: target }));
+        }
+        if self.stack.contains(&normalize(&target)) {
+            return Err(wrap(LineError::IncludeLoop { path: target }));
+        }
+        match self.src.read(&target) {
+            Ok(Some(data)) => Ok((target, data)),
+            Ok(None) => Err(wrap(LineError::IncludeMissing { path: target })),
+            Err(source) => Err(PolicyError::Read {
+                path: target,
+                source,
+            }),
+        }
+    }
 }
 
 /// An in-memory [`FileSource`], for tests and fuzzing.

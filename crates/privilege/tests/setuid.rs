@@ -11,9 +11,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
-use nix::sys::statvfs::{statvfs, FsFlags};
+use ifup_testkit::privileged::suitable_base;
 
 const USER: u32 = 12345;
 const NET_ADMIN: u64 = 1 << 12;
@@ -21,7 +21,8 @@ const NO_NET_ADMIN_MSG: &str = "the helper was started with privilege but withou
 
 /// Copying an executable and starting processes from parallel test threads races: a child forked
 /// by one thread can inherit another thread's still-open write descriptor of a fresh copy, and
-/// exec of that copy then fails with ETXTBSY. Each test holds this lock for its whole body.
+/// exec of that copy then fails with ETXTBSY. Each test holds this lock for its whole body (its
+/// [`Scratch`] holds it).
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn require_root() {
@@ -55,61 +56,34 @@ fn probe() -> PathBuf {
     path
 }
 
-/// Why `dir` cannot hold a setuid binary run by uid `USER`, if it cannot.
-fn unsuitable(dir: &Path) -> Option<String> {
-    let vfs = match statvfs(dir) {
-        Ok(vfs) => vfs,
-        Err(e) => return Some(format!("statvfs: {e}")),
-    };
-    if vfs.flags().contains(FsFlags::ST_NOSUID) {
-        return Some("mounted nosuid".to_owned());
-    }
-    if vfs.flags().contains(FsFlags::ST_NOEXEC) {
-        return Some("mounted noexec".to_owned());
-    }
-    for ancestor in dir.ancestors() {
-        let mode = std::fs::metadata(ancestor).map(|m| m.mode()).unwrap_or(0);
-        if mode & 0o001 == 0 {
-            return Some(format!(
-                "{} is not searchable by others",
-                ancestor.display()
-            ));
-        }
-    }
-    None
+/// A fresh directory for one test's copies, removed on drop. Made once root is checked, and
+/// holds [`SERIAL`] while it lives.
+struct Scratch {
+    dir: PathBuf,
+    _serial: MutexGuard<'static, ()>,
 }
 
-/// A fresh directory for one test's copies, removed on drop.
-struct Scratch(PathBuf);
-
 impl Scratch {
+    /// Under `CARGO_TARGET_TMPDIR`, or a fallback if that cannot hold a setuid binary run by
+    /// uid `USER` (see [`suitable_base`]).
     fn new(test: &str) -> Scratch {
-        let candidates = [
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
-            PathBuf::from("/var/tmp"),
-        ];
-        let mut reasons = Vec::new();
-        let base = candidates
-            .iter()
-            .find(|dir| match unsuitable(dir) {
-                None => true,
-                Some(why) => {
-                    reasons.push(format!("{}: {why}", dir.display()));
-                    false
-                }
-            })
-            .unwrap_or_else(|| panic!("no directory can hold a setuid test binary: {reasons:?}"));
+        require_root();
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let base = suitable_base(Path::new(env!("CARGO_TARGET_TMPDIR")));
         let dir = base.join(format!("privilege-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Scratch(dir)
+        Scratch {
+            dir,
+            _serial: serial,
+        }
     }
 
     /// Copies the probe to `name`, owned by root, with `mode` (set after the chown, which would
     /// clear a setuid bit).
     fn install(&self, name: &str, mode: u32) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.dir.join(name);
         std::fs::copy(probe(), &path).unwrap();
         std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -120,7 +94,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -216,14 +190,24 @@ impl State {
     }
 }
 
+/// `setpriv` starting `probe` as uid and gid `USER`, no supplementary groups, with `option`.
+fn setpriv_as_user(option: &str, probe: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={USER}"))
+        .arg(format!("--regid={USER}"))
+        .arg("--clear-groups")
+        .arg(option)
+        .arg("--")
+        .arg(probe);
+    cmd
+}
+
 fn test_process_bounding_set() -> u64 {
     ifup_privilege::proc_state().unwrap().cap_bnd
 }
 
 #[test]
 fn setuid_root_copy_drops_to_the_caller() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("suid");
     let probe = scratch.install("probe", 0o4755);
 
@@ -267,8 +251,6 @@ fn setuid_root_copy_drops_to_the_caller() {
 
 #[test]
 fn setuid_root_copy_keeps_supplementary_groups() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("groups");
     let probe = scratch.install("probe", 0o4755);
 
@@ -301,8 +283,6 @@ fn setuid_root_copy_keeps_supplementary_groups() {
 
 #[test]
 fn file_caps_copy_keeps_only_net_admin() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("fcaps");
     let probe = scratch.install("probe", 0o755);
     setcap(&probe, "cap_net_admin+ep");
@@ -335,8 +315,6 @@ fn file_caps_copy_keeps_only_net_admin() {
 
 #[test]
 fn plain_copy_run_by_a_user_gains_nothing() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("plain-user");
     let probe = scratch.install("probe", 0o755);
 
@@ -352,8 +330,6 @@ fn plain_copy_run_by_a_user_gains_nothing() {
 
 #[test]
 fn plain_copy_run_by_root_gains_nothing() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("plain-root");
     let probe = scratch.install("probe", 0o755);
 
@@ -374,8 +350,6 @@ fn plain_copy_run_by_root_gains_nothing() {
 
 #[test]
 fn setuid_copy_run_by_root_is_not_privileged_mode() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("suid-root");
     let probe = scratch.install("probe", 0o4755);
 
@@ -387,20 +361,10 @@ fn setuid_copy_run_by_root_is_not_privileged_mode() {
 
 #[test]
 fn setuid_copy_without_net_admin_in_the_bounding_set_fails_closed() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("nobnd");
     let probe = scratch.install("probe", 0o4755);
 
-    let r = Report::run(
-        Command::new("setpriv")
-            .arg(format!("--reuid={USER}"))
-            .arg(format!("--regid={USER}"))
-            .arg("--clear-groups")
-            .arg("--bounding-set=-net_admin")
-            .arg("--")
-            .arg(&probe),
-    );
+    let r = Report::run(&mut setpriv_as_user("--bounding-set=-net_admin", &probe));
     assert!(r.flag("gained_privilege"));
     assert!(r.flag("privileged_mode"));
     assert!(r.get("drop").contains(NO_NET_ADMIN_MSG), "{r:#?}");
@@ -411,20 +375,10 @@ fn setuid_copy_without_net_admin_in_the_bounding_set_fails_closed() {
 
 #[test]
 fn setuid_copy_under_no_new_privs_gains_nothing() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("nnp");
     let probe = scratch.install("probe", 0o4755);
 
-    let r = Report::run(
-        Command::new("setpriv")
-            .arg(format!("--reuid={USER}"))
-            .arg(format!("--regid={USER}"))
-            .arg("--clear-groups")
-            .arg("--no-new-privs")
-            .arg("--")
-            .arg(&probe),
-    );
+    let r = Report::run(&mut setpriv_as_user("--no-new-privs", &probe));
     assert!(!r.flag("gained_privilege"));
     assert!(!r.flag("privileged_mode"));
     assert_eq!(r.state("before").uids, [USER; 3]);
@@ -433,8 +387,6 @@ fn setuid_copy_under_no_new_privs_gains_nothing() {
 
 #[test]
 fn environment_entries_std_cannot_name_are_cleared() {
-    require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("env");
     let probe = scratch.install("probe", 0o4755);
 

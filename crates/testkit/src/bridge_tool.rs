@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{assert_in_test_netns, CLEAN_PATH};
+use crate::{iproute2, try_iproute2};
 
 /// Path of iproute2's `bridge` program.
 pub fn bridge_path() -> &'static Path {
@@ -25,27 +26,12 @@ pub fn bridge_path() -> &'static Path {
 
 /// Runs `bridge ARGS` in the test namespace and returns its output, whatever its exit status.
 pub fn try_bridge(args: &[&str]) -> Output {
-    assert_in_test_netns(&format!("bridge {}", args.join(" ")));
-    Command::new(bridge_path())
-        .args(args)
-        .env_clear()
-        .env("PATH", CLEAN_PATH)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bridge_path().display()))
+    try_iproute2("bridge", bridge_path(), args)
 }
 
 /// Runs `bridge ARGS` in the test namespace; panics with its stderr if it fails. Returns stdout.
 pub fn bridge(args: &[&str]) -> String {
-    let out = try_bridge(args);
-    if !out.status.success() {
-        panic!(
-            "`bridge {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    iproute2("bridge", bridge_path(), args)
 }
 
 fn json(args: &[&str]) -> Value {
@@ -67,6 +53,22 @@ pub fn port_state(dev: &str) -> Option<String> {
         .get("state")
         .and_then(Value::as_str)
         .map(str::to_owned)
+}
+
+/// Waits until every port in `ports` is `forwarding` ([`port_state`]); panics, naming the port
+/// and its state, if one is not within `timeout` (counted for all together).
+pub fn wait_forwarding(ports: &[&str], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    for port in ports {
+        while port_state(port).as_deref() != Some("forwarding") {
+            assert!(
+                Instant::now() < deadline,
+                "port {port} is not forwarding after {timeout:?}: {:?}",
+                port_state(port)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// One VLAN of a bridge port.

@@ -103,42 +103,64 @@ impl GuestImage {
         let mut h = DefaultHasher::new();
         IMAGE_FORMAT.hash(&mut h);
         INIT_SCRIPT.hash(&mut h);
-        for path in [kernel.as_path(), busybox.as_path()]
-            .into_iter()
-            .chain(modules.iter().map(PathBuf::as_path))
-        {
-            path.hash(&mut h);
-            let meta = fs::metadata(path)
-                .unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()));
-            (meta.len(), meta.mtime(), meta.mtime_nsec()).hash(&mut h);
-        }
+        hash_files(
+            &mut h,
+            [kernel.as_path(), busybox.as_path()]
+                .into_iter()
+                .chain(modules.iter().map(PathBuf::as_path)),
+        );
         let dir = cache_dir.join(format!("qemu-ifup-rs-guest-{release}-{:016x}", h.finish()));
-        let image = GuestImage {
-            kernel: dir.join("vmlinuz"),
-            initrd: dir.join("initrd.cpio"),
-        };
-        if image.kernel.exists() && image.initrd.exists() {
-            return image;
-        }
-
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        make_world_readable(cache_dir, 0o755);
-        make_world_readable(&dir, 0o755);
-        let kernel_bytes =
-            fs::read(&kernel).unwrap_or_else(|e| panic!("cannot read {}: {e}", kernel.display()));
-        write_atomically(&image.kernel, &kernel_bytes);
-        write_atomically(&image.initrd, &build_initramfs(&busybox, &modules));
-        image
+        cached_image(cache_dir, &dir, &kernel, || {
+            build_initramfs(&busybox, &modules)
+        })
     }
 }
 
-pub(crate) fn make_world_readable(path: &Path, mode: u32) {
+/// Feeds each file's path, size and modification time to `h`, so that a cache key changes when
+/// one of the files does.
+pub(crate) fn hash_files<'p>(h: &mut impl Hasher, paths: impl IntoIterator<Item = &'p Path>) {
+    for path in paths {
+        path.hash(h);
+        let meta =
+            fs::metadata(path).unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()));
+        (meta.len(), meta.mtime(), meta.mtime_nsec()).hash(h);
+    }
+}
+
+/// The image in `dir` (a directory of `cache_dir` named after the image's cache key): reused
+/// when both its files are there, else written, the kernel a copy of `kernel` and the initramfs
+/// what `initrd` returns (called only then). Both directories are made world-readable.
+pub(crate) fn cached_image(
+    cache_dir: &Path,
+    dir: &Path,
+    kernel: &Path,
+    initrd: impl FnOnce() -> Vec<u8>,
+) -> GuestImage {
+    let image = GuestImage {
+        kernel: dir.join("vmlinuz"),
+        initrd: dir.join("initrd.cpio"),
+    };
+    if image.kernel.exists() && image.initrd.exists() {
+        return image;
+    }
+
+    fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    make_world_readable(cache_dir, 0o755);
+    make_world_readable(dir, 0o755);
+    let kernel_bytes =
+        fs::read(kernel).unwrap_or_else(|e| panic!("cannot read {}: {e}", kernel.display()));
+    write_atomically(&image.kernel, &kernel_bytes);
+    write_atomically(&image.initrd, &initrd());
+    image
+}
+
+fn make_world_readable(path: &Path, mode: u32) {
     // Best effort: only needed when QEMU runs as another user; fails harmlessly on dirs we
     // don't own.
     let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
 }
 
-pub(crate) fn write_atomically(dest: &Path, data: &[u8]) {
+fn write_atomically(dest: &Path, data: &[u8]) {
     let tmp = dest.with_extension(format!(
         "tmp.{}.{:?}",
         std::process::id(),

@@ -9,13 +9,12 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeSet;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::guest::{
-    base_initramfs, busybox_path, kernel_release, make_world_readable, newest_kernel,
-    resolve_modules, write_atomically, BASE_DIRS,
+    base_initramfs, busybox_path, cached_image, hash_files, kernel_release, newest_kernel,
+    resolve_modules, BASE_DIRS,
 };
 use crate::GuestImage;
 
@@ -133,35 +132,34 @@ impl GuestBuilder {
 
         let mut h = DefaultHasher::new();
         (FORMAT, &init, &self.files).hash(&mut h);
-        for path in [kernel.as_path(), busybox.as_path()]
-            .into_iter()
-            .chain(modules.iter().map(PathBuf::as_path))
-            .chain(copies.iter().map(|(p, _)| p.as_path()))
-        {
-            path.hash(&mut h);
-            let meta = fs::metadata(path)
-                .unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()));
-            (meta.len(), meta.mtime(), meta.mtime_nsec()).hash(&mut h);
-        }
+        hash_files(
+            &mut h,
+            [kernel.as_path(), busybox.as_path()]
+                .into_iter()
+                .chain(modules.iter().map(PathBuf::as_path))
+                .chain(copies.iter().map(|(p, _)| p.as_path())),
+        );
         for (_, guest) in &copies {
             guest.hash(&mut h);
         }
         let prefix = format!("qemu-ifup-rs-{}-", self.name);
         let dir = cache_dir.join(format!("{prefix}{release}-{:016x}", h.finish()));
-        let image = GuestImage {
-            kernel: dir.join("vmlinuz"),
-            initrd: dir.join("initrd.cpio"),
-        };
-        if image.kernel.exists() && image.initrd.exists() {
-            return image;
-        }
+        cached_image(cache_dir, &dir, &kernel, || {
+            remove_older_images(cache_dir, &prefix, &dir);
+            self.initramfs(&busybox, &modules, &init, &copies)
+        })
+    }
 
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        make_world_readable(cache_dir, 0o755);
-        make_world_readable(&dir, 0o755);
-        remove_older_images(cache_dir, &prefix, &dir);
-
-        let mut c = base_initramfs(&busybox, &modules, &init);
+    /// The initramfs: the base (busybox, `modules`, `init`), then `copies` (host path, guest
+    /// path) and the added files, each with its parent directories.
+    fn initramfs(
+        &self,
+        busybox: &Path,
+        modules: &[PathBuf],
+        init: &str,
+        copies: &[(PathBuf, String)],
+    ) -> Vec<u8> {
+        let mut c = base_initramfs(busybox, modules, init);
         let mut dirs: BTreeSet<String> = BASE_DIRS.iter().map(|d| (*d).to_owned()).collect();
         let mut add_parents = |c: &mut crate::cpio::Cpio, guest: &str| {
             let rel = guest.trim_start_matches('/');
@@ -174,7 +172,7 @@ impl GuestBuilder {
                 at += i + 1;
             }
         };
-        for (host, guest) in &copies {
+        for (host, guest) in copies {
             add_parents(&mut c, guest);
             let data =
                 fs::read(host).unwrap_or_else(|e| panic!("cannot read {}: {e}", host.display()));
@@ -184,11 +182,7 @@ impl GuestBuilder {
             add_parents(&mut c, guest);
             c.file(guest.trim_start_matches('/'), *mode, contents);
         }
-        let kernel_bytes =
-            fs::read(&kernel).unwrap_or_else(|e| panic!("cannot read {}: {e}", kernel.display()));
-        write_atomically(&image.kernel, &kernel_bytes);
-        write_atomically(&image.initrd, &c.finish());
-        image
+        c.finish()
     }
 }
 

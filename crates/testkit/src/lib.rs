@@ -150,21 +150,32 @@ pub fn ip_path() -> &'static Path {
 
 /// Runs `ip ARGS` in the test namespace and returns its output, whatever its exit status.
 pub fn try_ip(args: &[&str]) -> Output {
-    assert_in_test_netns(&format!("ip {}", args.join(" ")));
-    Command::new(ip_path())
-        .args(args)
-        .env_clear()
-        .env("PATH", CLEAN_PATH)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", ip_path().display()))
+    try_iproute2("ip", ip_path(), args)
 }
 
 /// Runs `ip ARGS` in the test namespace; panics with its stderr if it fails. Returns stdout.
 pub fn ip(args: &[&str]) -> String {
-    let out = try_ip(args);
+    iproute2("ip", ip_path(), args)
+}
+
+/// Runs the iproute2 program `name` (at `path`) with `args` in the test namespace, with a clean
+/// environment, and returns its output, whatever its exit status.
+fn try_iproute2(name: &str, path: &Path, args: &[&str]) -> Output {
+    assert_in_test_netns(&format!("{name} {}", args.join(" ")));
+    Command::new(path)
+        .args(args)
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
+}
+
+/// Like [`try_iproute2`], but panics with its stderr if it fails. Returns stdout.
+fn iproute2(name: &str, path: &Path, args: &[&str]) -> String {
+    let out = try_iproute2(name, path, args);
     if !out.status.success() {
         panic!(
-            "`ip {}` failed ({}): {}",
+            "`{name} {}` failed ({}): {}",
             args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use nix::libc;
 
 use crate::assert_in_test_netns;
+use crate::bridge_tool::wait_forwarding;
 
 /// `TUNSETIFF`, `_IOW('T', 202, int)`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
@@ -141,6 +142,17 @@ impl TapQueue {
     pub fn drain(&mut self) {
         while self.recv(Duration::ZERO).is_some() {}
     }
+}
+
+/// Attaches a queue to each tap of `taps` (giving it carrier), waits until the bridge forwards on
+/// all of them ([`wait_forwarding`], within `timeout`), and drains what arrived meanwhile.
+pub fn open_ports<const N: usize>(taps: [&str; N], timeout: Duration) -> [TapQueue; N] {
+    let mut queues = taps.map(TapQueue::attach);
+    wait_forwarding(&taps, timeout);
+    for q in &mut queues {
+        q.drain();
+    }
+    queues
 }
 
 /// An Ethernet frame `dst`, `src`, `ethertype`, `payload`, padded to the 60-byte minimum.
