@@ -61,6 +61,11 @@ impl Socket {
         })
     }
 
+    /// The port id the kernel gave this socket (replies are addressed to it).
+    pub fn port_id(&self) -> u32 {
+        self.pid
+    }
+
     /// Send one request with NLM_F_ACK and collect the reply payloads until the acknowledgement
     /// (or, for a dump, until NLMSG_DONE). A kernel error becomes [`NetlinkError::Kernel`].
     pub(crate) fn exchange<Q, P>(
