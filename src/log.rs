@@ -20,8 +20,8 @@ pub enum Level {
 const LOG_DAEMON: u32 = 3 << 3;
 const LOG_AUTHPRIV: u32 = 10 << 3;
 
-/// Where a syslog daemon listens: Linux first, then the BSD/macOS paths.
-const SOCKETS: [&str; 3] = ["/dev/log", "/var/run/syslog", "/var/run/log"];
+/// Where the syslog daemon (journald, rsyslog) listens on Linux.
+const SOCKET: &str = "/dev/log";
 
 /// The datagram for one message.
 fn datagram(action: Action, pid: u32, uid: u32, level: Level, denial: bool, msg: &str) -> String {
@@ -38,16 +38,39 @@ fn datagram(action: Action, pid: u32, uid: u32, level: Level, denial: bool, msg:
     )
 }
 
-/// Send one message. `denial` selects facility authpriv; everything else goes to daemon.
-pub fn send(action: Action, uid: u32, level: Level, denial: bool, msg: &str) {
-    let line = datagram(action, std::process::id(), uid, level, denial, msg);
-    let Ok(sock) = UnixDatagram::unbound() else {
-        return;
-    };
-    for path in SOCKETS {
-        if sock.connect(path).is_ok() {
+/// The run's syslog connection: opened at the first message, reused for the rest.
+pub struct Syslog {
+    action: Action,
+    uid: u32,
+    sock: Option<Option<UnixDatagram>>,
+}
+
+impl Syslog {
+    pub fn new(action: Action, uid: u32) -> Syslog {
+        Syslog {
+            action,
+            uid,
+            sock: None,
+        }
+    }
+
+    /// Send one message. `denial` selects facility authpriv; everything else goes to daemon.
+    pub fn send(&mut self, level: Level, denial: bool, msg: &str) {
+        let sock = self.sock.get_or_insert_with(|| {
+            let sock = UnixDatagram::unbound().ok()?;
+            sock.connect(SOCKET).ok()?;
+            Some(sock)
+        });
+        if let Some(sock) = sock {
+            let line = datagram(
+                self.action,
+                std::process::id(),
+                self.uid,
+                level,
+                denial,
+                msg,
+            );
             let _ = sock.send(line.as_bytes());
-            return;
         }
     }
 }

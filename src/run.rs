@@ -39,16 +39,16 @@ struct Done {
 /// Entry point of both binaries; returns the exit status.
 pub fn main(action: Action) -> i32 {
     let prog = action.program();
-    let uid = nix::unistd::getuid().as_raw();
+    let mut syslog = log::Syslog::new(action, nix::unistd::getuid().as_raw());
     match run(action) {
         Ok(done) => {
             for w in &done.warnings {
                 let w = one_line(w);
-                let _ = writeln!(std::io::stderr(), "{prog}: warning: {w}");
-                log::send(action, uid, Level::Warning, false, &format!("warning: {w}"));
+                stderr_line(&format!("{prog}: warning: {w}\n"));
+                syslog.send(Level::Warning, false, &format!("warning: {w}"));
             }
             for line in &done.changes {
-                log::send(action, uid, Level::Info, false, &one_line(line));
+                syslog.send(Level::Info, false, &one_line(line));
             }
             0
         }
@@ -56,15 +56,20 @@ pub fn main(action: Action) -> i32 {
             // Messages carry names the kernel returned (which may hold control characters) and
             // text from files and argv: one printable line, whatever they hold.
             let msg = one_line(&e.to_string());
-            let _ = writeln!(std::io::stderr(), "{prog}: error: {msg}");
+            stderr_line(&format!("{prog}: error: {msg}\n"));
             if e.is_denial() {
-                log::send(action, uid, Level::Warning, true, &format!("denied: {msg}"));
+                syslog.send(Level::Warning, true, &format!("denied: {msg}"));
             } else {
-                log::send(action, uid, Level::Err, false, &format!("failed: {msg}"));
+                syslog.send(Level::Err, false, &format!("failed: {msg}"));
             }
             e.exit_code()
         }
     }
+}
+
+/// One whole line in one write(2), so it is not interleaved with QEMU's own output.
+fn stderr_line(line: &str) {
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 fn run(action: Action) -> Result<Done, Error> {

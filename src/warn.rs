@@ -1,6 +1,7 @@
 //! Bridge settings that do not stop qemu-ifup but that commonly break the guest's network:
 //! worth a warning (stderr and syslog), never an error.
 
+use std::io::Read;
 use std::path::Path;
 
 use ifup_netlink::Link;
@@ -17,8 +18,10 @@ pub fn read_nf_call_iptables() -> Option<bool> {
 }
 
 fn read_sysctl_flag(path: &Path) -> Option<bool> {
-    let text = std::fs::read_to_string(path).ok()?;
-    match text.trim() {
+    // A flag sysctl is one digit and a newline: one read into a small buffer.
+    let mut buf = [0u8; 8];
+    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    match std::str::from_utf8(&buf[..n]).ok()?.trim() {
         "0" => Some(false),
         "" => None,
         _ => Some(true),

@@ -521,6 +521,59 @@ fn a_broken_include_the_caller_cannot_read_is_not_quoted() {
     assert_unchanged(&before, "a refused qemu-ifup");
 }
 
+#[test]
+fn changes_and_denials_are_logged_to_syslog_with_the_real_uid() {
+    let w = World::new("syslog");
+    let log = w.etc.syslog();
+    add_tap("vmtap0", Some(ALICE), None);
+    add_tap("vmtap1", Some(BOB), None);
+    // A change: daemon.info (<30>), the caller's uid, tap and bridge.
+    assert_ok(&w.ifup(Install::SetuidRoot, &alice(), "vmtap0"));
+    let msgs = log.take();
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    let m = &msgs[0];
+    assert!(m.starts_with("<30>qemu-ifup["), "{m}");
+    for word in [&format!("uid={ALICE} ")[..], "vmtap0", "br0"] {
+        assert!(m.contains(word), "{word:?} missing from {m}");
+    }
+    // A denial: authpriv.warning (<84>), with the real uid and the reason.
+    let out = w.ifup(Install::SetuidRoot, &alice(), "vmtap1");
+    assert_eq!(out.code, 1, "{out:#?}");
+    let msgs = log.take();
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    let m = &msgs[0];
+    assert!(m.starts_with("<84>qemu-ifup["), "{m}");
+    for word in [&format!("uid={ALICE} ")[..], "denied", "vmtap1"] {
+        assert!(m.contains(word), "{word:?} missing from {m}");
+    }
+    // qemu-ifdown's change.
+    assert_ok(&w.ifdown(Install::SetuidRoot, &alice(), "vmtap0"));
+    let msgs = log.take();
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    assert!(msgs[0].starts_with("<30>qemu-ifdown["), "{}", msgs[0]);
+    assert!(
+        msgs[0].contains("vmtap0") && msgs[0].contains("detached"),
+        "{}",
+        msgs[0]
+    );
+    // Nothing to do: nothing logged.
+    assert_ok(&w.ifdown(Install::SetuidRoot, &alice(), "vmtap0"));
+    assert_eq!(log.take(), Vec::<String>::new());
+    // A failure run by root (no privileged mode): daemon.err (<27>) with uid 0.
+    let out = w.run(
+        Prog::Up,
+        Install::Plain,
+        &Caller::new(0, 0),
+        &["vmtap9"],
+        &[],
+    );
+    assert_eq!(out.code, 1, "{out:#?}");
+    let msgs = log.take();
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    assert!(msgs[0].starts_with("<27>qemu-ifup["), "{}", msgs[0]);
+    assert!(msgs[0].contains("uid=0 failed: tap vmtap9"), "{}", msgs[0]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Who may write the files.
 

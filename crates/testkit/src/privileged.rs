@@ -268,6 +268,23 @@ impl PrivateEtc {
         etc
     }
 
+    /// A syslog listener that the runs see as `/dev/log` (the directory `PATH.dev` is bound
+    /// over `/dev` in their mount namespace; nothing else of `/dev` is needed there).
+    pub fn syslog(&self) -> SyslogListener {
+        let mut dev = self.dir.clone().into_os_string();
+        dev.push(".dev");
+        let dev = PathBuf::from(dev);
+        let _ = std::fs::remove_dir_all(&dev);
+        std::fs::create_dir_all(&dev).unwrap_or_else(|e| panic!("mkdir {}: {e}", dev.display()));
+        let path = dev.join("log");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        // Any caller may log, as with the real /dev/log.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        SyslogListener { sock, dev }
+    }
+
     /// The directory that becomes `/etc`.
     pub fn path(&self) -> &Path {
         &self.dir
@@ -335,6 +352,9 @@ impl Drop for PrivateEtc {
 const WRAPPER: &str = r#"etc=$1 uid=$2 gid=$3 groups=$4
 shift 4
 mount --bind -- "$etc" /etc || { echo "privileged-run: cannot bind $etc over /etc" >&2; exit 125; }
+if [ -d "$etc.dev" ]; then
+    mount --bind -- "$etc.dev" /dev || { echo "privileged-run: cannot bind $etc.dev over /dev" >&2; exit 125; }
+fi
 if [ -n "$groups" ]; then g="--groups=$groups"; else g=--clear-groups; fi
 exec setpriv --reuid="$uid" --regid="$gid" "$g" --inh-caps=-all -- "$@"
 "#;
@@ -447,4 +467,31 @@ pub fn wrapper_script(dir: &Path, name: &str, etc: &Path, caller: &Caller, real:
     );
     let _ = std::fs::remove_file(&tmp);
     path
+}
+
+/// The receiving end of a private `/dev/log` (see [`PrivateEtc::syslog`]).
+pub struct SyslogListener {
+    sock: std::os::unix::net::UnixDatagram,
+    dev: PathBuf,
+}
+
+impl SyslogListener {
+    /// Every datagram received so far (waiting briefly for stragglers), oldest first.
+    pub fn take(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        self.sock
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .expect("set a read timeout on the syslog listener");
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+}
+
+impl Drop for SyslogListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dev);
+    }
 }
