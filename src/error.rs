@@ -15,8 +15,13 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     BadTapName(#[source] NameError),
-    #[error("{0}")]
-    Policy(#[source] PolicyError),
+    #[error("{}{source}", tap.as_ref().map(|t| format!("tap {t}: ")).unwrap_or_default())]
+    Policy {
+        /// The tap, once known (config files are read before the tap is looked at).
+        tap: Option<String>,
+        #[source]
+        source: PolicyError,
+    },
     #[error("{0}")]
     Privilege(#[source] PrivilegeError),
     #[error("{what} is not accepted when the helper runs setuid or with file capabilities (caller uid {uid}); the admin's /etc/qemu-ifup-rs.conf applies")]
@@ -113,11 +118,22 @@ fn hint(e: &NetlinkError) -> String {
 }
 
 impl Error {
+    /// Name the tap in a config error (the files are read before the tap is looked at).
+    pub fn with_tap(self, tap: Option<&ifup_policy::IfName>) -> Error {
+        match (self, tap) {
+            (Error::Policy { tap: None, source }, Some(t)) => Error::Policy {
+                tap: Some(t.to_string()),
+                source,
+            },
+            (e, _) => e,
+        }
+    }
+
     /// The exit status of the contract: 2 for usage errors, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::BadTapName(_) | Error::ConfigOverride { .. } => 2,
-            Error::Policy(e) if e.is_usage() => 2,
+            Error::Policy { source, .. } if source.is_usage() => 2,
             _ => 1,
         }
     }
@@ -130,7 +146,10 @@ impl Error {
                 | Error::NotATap { .. }
                 | Error::ConfigOverride { .. }
                 // Only in privileged mode: a config file others could change refuses the caller.
-                | Error::Policy(PolicyError::Untrusted { .. })
+                | Error::Policy {
+                    source: PolicyError::Untrusted { .. },
+                    ..
+                }
         )
     }
 }

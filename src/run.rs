@@ -81,6 +81,11 @@ fn run(action: Action) -> Result<Done, Error> {
         ifup_privilege::clear_environment();
     }
     let parsed = cli::parse(std::env::args_os().skip(1));
+    // For messages about the config only; the tap is validated (and refused) below.
+    let tap_name = match &parsed {
+        Ok(Command::Run(args)) => IfName::parse_os(&args.tap).ok(),
+        _ => None,
+    };
     // In privileged mode, read what needs privilege (config, ACL), then drop it before anything
     // else happens: before printing help, an error, or touching a link.
     let privileged_files = if privileged {
@@ -90,7 +95,7 @@ fn run(action: Action) -> Result<Done, Error> {
             _ => Ok((None, Ok(Acl::default()))),
         };
         ifup_privilege::drop_to_caller(&ids).map_err(Error::Privilege)?;
-        let (config, acl) = files?;
+        let (config, acl) = files.map_err(|e| e.with_tap(tap_name.as_ref()))?;
         Some((ids, config, acl))
     } else {
         None
@@ -125,7 +130,8 @@ fn run(action: Action) -> Result<Done, Error> {
                 (None, None) => (PathBuf::from(CONFIG_PATH), false),
             };
             let config = match action {
-                Action::Up => load_config(&path, explicit, Trust::Any)?,
+                Action::Up => load_config(&path, explicit, Trust::Any)
+                    .map_err(|e| e.with_tap(tap_name.as_ref()))?,
                 Action::Down => None,
             };
             (Mode::Trusted, config, path.display().to_string())
@@ -189,7 +195,9 @@ fn read_privileged(
 }
 
 fn load_config(path: &Path, explicit: bool, trust: Trust) -> Result<Option<Config>, Error> {
-    match parse_config(path, &SystemFiles, trust).map_err(Error::Policy)? {
+    match parse_config(path, &SystemFiles, trust)
+        .map_err(|source| Error::Policy { tap: None, source })?
+    {
         Some(c) => Ok(Some(c)),
         None if explicit => Err(Error::Usage(format!(
             "config file {} does not exist",
@@ -370,9 +378,13 @@ impl Ctx<'_> {
         self.check_acl(&bridge_name)?;
         if let (Mode::Privileged { .. }, Some(m)) = (self.mode, tap.master) {
             if m != bridge.index {
+                let other = match sock.link_by_index(m) {
+                    Ok(Some(l)) => l.name,
+                    _ => format!("ifindex {m}"),
+                };
                 return Err(self.denied(
                     &bridge.name,
-                    format!("the tap is already attached to another device (ifindex {m}); moving taps between bridges is not allowed"),
+                    format!("the tap is already attached to {other}; moving taps between bridges is not allowed"),
                 ));
             }
         }

@@ -279,7 +279,7 @@ fn config_syntax_errors_name_file_and_line() {
         let line = text.lines().count();
         let out = ifup(&["--config", &cfg, "vmtap0"]);
         let at = format!("{cfg}:{line}");
-        let mut expect = vec![at.as_str()];
+        let mut expect = vec!["tap vmtap0: ", at.as_str()];
         expect.extend_from_slice(words);
         assert_fails(&out, 2, "qemu-ifup", &expect);
     }

@@ -856,7 +856,7 @@ fn tap_on_another_bridge_is_not_moved() {
             &out,
             1,
             Prog::Up,
-            &["vmtap0", "br0", "already attached", "not allowed"],
+            &["vmtap0", "br0", "already attached to br1", "not allowed"],
         );
         assert_unchanged(&before, "a refused move");
     }
