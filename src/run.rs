@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ifup_netlink::{errno, Link, LinkChange, NetlinkError, Socket};
 use ifup_policy::{
-    parse_acl, parse_config, Acl, AclVerdict, Caller, Config, IfName, Origin, PolicyError, Trust,
+    parse_acl, parse_config, Acl, AclVerdict, Caller, Config, IfName, PolicyError, Trust,
 };
 use ifup_privilege::Ids;
 
@@ -321,7 +321,7 @@ impl Ctx<'_> {
         let choice = config.and_then(|c| c.choose(self.tap));
         let (bridge, options, origin) = match choice {
             Some(c) => {
-                let origin = describe_origin(&c.origin);
+                let origin = c.origin.to_string();
                 let link = sock
                     .link_by_name(c.bridge.as_str())
                     .map_err(|e| self.netlink(e))?
@@ -393,6 +393,11 @@ impl Ctx<'_> {
             bridge: bridge.name.clone(),
             reason: e.reason(&bridge, &origin),
         })?;
+        // Warnings go with a run that changes something (or shows what it would change); a
+        // no-op run returns before reading the sysctl.
+        if plan.is_empty() && !self.dry_run {
+            return Ok(Done::default());
+        }
         let warnings: Vec<String> =
             crate::warn::bridge_warnings(&bridge, crate::warn::read_nf_call_iptables())
                 .into_iter()
@@ -411,9 +416,6 @@ impl Ctx<'_> {
                 changes: vec![],
                 warnings,
             });
-        }
-        if plan.is_empty() {
-            return Ok(Done::default());
         }
         let kernel = |action: &'static str, source: NetlinkError| Error::Kernel {
             tap: self.t(),
@@ -471,22 +473,28 @@ impl Ctx<'_> {
         };
         let bridge_name = master.as_ref().map_or("(none)", |m| m.name.as_str());
         self.check_owner(&tap, bridge_name)?;
-        if let (Mode::Privileged { .. }, Some(m), None) = (self.mode, tap.master, &master) {
-            // Fail closed: a master we cannot look up is not one the ACL allows.
-            return Err(self.denied(
-                bridge_name,
-                format!("the tap's master (ifindex {m}) cannot be looked up"),
-            ));
-        }
-        if let (Mode::Privileged { .. }, Some(m)) = (self.mode, &master) {
-            let name = IfName::parse(&m.name).map_err(|e| self.denied(&m.name, e.to_string()))?;
-            if !m.is_bridge() {
-                return Err(self.denied(
-                    &m.name,
-                    format!("the tap's master {} is not a bridge", m.name),
-                ));
+        if let Mode::Privileged { .. } = self.mode {
+            match (tap.master, &master) {
+                // Fail closed: a master we cannot look up is not one the ACL allows.
+                (Some(m), None) => {
+                    return Err(self.denied(
+                        bridge_name,
+                        format!("the tap's master (ifindex {m}) cannot be looked up"),
+                    ))
+                }
+                (_, Some(m)) => {
+                    let name =
+                        IfName::parse(&m.name).map_err(|e| self.denied(&m.name, e.to_string()))?;
+                    if !m.is_bridge() {
+                        return Err(self.denied(
+                            &m.name,
+                            format!("the tap's master {} is not a bridge", m.name),
+                        ));
+                    }
+                    self.check_acl(&name)?;
+                }
+                (None, None) => {}
             }
-            self.check_acl(&name)?;
         }
         let change = plan::plan_down(&tap);
         if self.dry_run {
@@ -537,14 +545,5 @@ impl Ctx<'_> {
                 println!("  privileges: {}", state.summary());
             }
         }
-    }
-}
-
-fn describe_origin(origin: &Origin) -> String {
-    match origin {
-        Origin::TapRule { glob, at } => {
-            format!("rule `tap {glob}` at {}:{}", at.file.display(), at.line)
-        }
-        Origin::BridgeLine { at } => format!("bridge line at {}:{}", at.file.display(), at.line),
     }
 }

@@ -8,7 +8,7 @@ use neli::types::{Buffer, RtBuffer};
 
 use crate::consts::{self, NLA_F_NESTED, NLA_TYPE_MASK};
 use crate::error::{libc_errno, NetlinkError, Op};
-use crate::socket::{c_string, Reply, Socket};
+use crate::socket::{c_string, Socket};
 
 /// What the kernel says about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +211,7 @@ impl Socket {
             Err(e) => return Err(e),
         };
         match replies.into_iter().next() {
-            Some(Reply::Payload(info)) => parse_link(&info).map(Some),
+            Some(info) => parse_link(&info).map(Some),
             None => Err(NetlinkError::malformed(op, "no link in the reply")),
         }
     }

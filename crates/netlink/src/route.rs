@@ -7,7 +7,7 @@ use neli::types::{Buffer, RtBuffer};
 
 use crate::consts::NLA_TYPE_MASK;
 use crate::error::{libc_errno as errno, NetlinkError, Op};
-use crate::socket::{Reply, Socket};
+use crate::socket::Socket;
 
 const RT_TABLE_MAIN: u32 = 254;
 
@@ -52,7 +52,7 @@ impl Socket {
             Err(e) if e.errno() == Some(errno::ENOENT) => return Ok(None),
             Err(e) => return Err(e),
         };
-        for Reply::Payload(route) in replies {
+        for route in replies {
             if *route.rtm_dst_len() != 0 || *route.rtm_type() != Rtn::Unicast {
                 continue;
             }

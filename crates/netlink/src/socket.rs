@@ -33,11 +33,6 @@ pub struct Socket {
     buf: Vec<u8>,
 }
 
-/// One message of a reply, as the transport hands it to the operation that asked.
-pub(crate) enum Reply<P> {
-    Payload(P),
-}
-
 impl Socket {
     /// Open the socket: bind to a kernel-chosen port, connect to the kernel (port 0) so that no
     /// other process can inject replies, and ask for extended acks and strict request checking.
@@ -74,7 +69,7 @@ impl Socket {
         ty: Rtm,
         flags: NlmF,
         request: Q,
-    ) -> Result<Vec<Reply<P>>, NetlinkError>
+    ) -> Result<Vec<P>, NetlinkError>
     where
         Q: Size + ToBytes + Debug,
         P: Size + FromBytesWithInput<Input = usize> + Debug,
@@ -152,7 +147,7 @@ impl Socket {
                     _ => {
                         let payload = P::from_bytes_with_input(&mut Cursor::new(body), body.len())
                             .map_err(|e| NetlinkError::malformed(op, e.to_string()))?;
-                        replies.push(Reply::Payload(payload));
+                        replies.push(payload);
                         if dump && msg_flags & NLM_F_MULTI == 0 {
                             return Ok(replies);
                         }
