@@ -1,11 +1,13 @@
-use std::path::PathBuf;
+use std::fmt;
 
 use ifup_netlink::NetlinkError;
 use ifup_policy::{NameError, PolicyError};
 use ifup_privilege::PrivilegeError;
 
-/// The fix for "not permitted", printed with every permission error.
-pub const EPERM_HINT: &str = "needs CAP_NET_ADMIN: run QEMU as root, or install the helper setuid root / with setcap cap_net_admin+ep";
+use crate::decide::Denial;
+
+/// The fix for "not permitted" when the helper is a plain install run by a user.
+pub const EPERM_HINT: &str = "needs CAP_NET_ADMIN: run QEMU as root, or install the helper setuid root / with `setcap cap_net_admin+ep`";
 
 /// Everything qemu-ifup / qemu-ifdown can fail with. Each message is one line; `main` prefixes
 /// it with `qemu-ifup: error: `.
@@ -15,22 +17,26 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     BadTapName(#[source] NameError),
-    #[error("{}{source}", tap.as_ref().map(|t| format!("tap {t}: ")).unwrap_or_default())]
-    Policy {
+    /// A config problem; `text` is the message as the caller may see it (see `startup.rs`).
+    #[error("{}{text}", tap.as_ref().map(|t| format!("tap {t}: ")).unwrap_or_default())]
+    Config {
         /// The tap, once known (config files are read before the tap is looked at).
         tap: Option<String>,
+        text: String,
         #[source]
-        source: PolicyError,
+        source: Box<PolicyError>,
     },
     #[error("{0}")]
     Privilege(#[source] PrivilegeError),
-    #[error("{what} is not accepted when the helper runs setuid or with file capabilities (caller uid {uid}); the admin's /etc/qemu-ifup-rs.conf applies")]
+    #[error("{what} is not accepted in privileged mode (a setuid or file-capability install run by uid {uid}): the admin's {} applies", crate::CONFIG_PATH)]
     ConfigOverride { what: &'static str, uid: u32 },
-    #[error("tap {tap}: {source}")]
+    /// A lookup failed.
+    #[error("tap {tap}: {source}{hint}")]
     Netlink {
         tap: String,
         #[source]
         source: NetlinkError,
+        hint: Hint,
     },
     #[error("tap {tap} does not exist (QEMU creates it before running the script: check the -netdev tap,ifname= option)")]
     TapMissing { tap: String },
@@ -57,35 +63,80 @@ pub enum Error {
         what: String,
         origin: String,
     },
-    #[error(
-        "tap {tap}, bridge {bridge}: {action} failed: {source}{}",
-        hint(source)
-    )]
-    Kernel {
+    /// The plan cannot be carried out on these links (nothing was changed).
+    #[error("tap {tap}{}: {reason}", bridge_part(bridge))]
+    Invalid {
         tap: String,
-        bridge: String,
+        bridge: Option<String>,
+        reason: String,
+    },
+    #[error("tap {tap}{}: denied: {reason}", bridge_part(bridge))]
+    Denied {
+        tap: String,
+        bridge: Option<String>,
+        reason: Denial,
+    },
+    /// A change failed; `undo` says what became of the tap.
+    #[error(
+        "tap {tap}{}: {action} failed: {source}{hint}; {undo}",
+        bridge_part(bridge)
+    )]
+    Failed {
+        tap: String,
+        bridge: Option<String>,
         action: &'static str,
         #[source]
         source: NetlinkError,
+        undo: Undo,
+        hint: Hint,
     },
-    #[error("tap {tap}, bridge {bridge}: {reason}")]
-    Invalid {
-        tap: String,
-        bridge: String,
-        reason: String,
-    },
-    #[error("tap {tap}, bridge {bridge}: denied: {reason}")]
-    Denied {
-        tap: String,
-        bridge: String,
-        reason: String,
-    },
-    #[error("cannot read {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Writing our output failed (a closed pipe, a full disk).
+    #[error("cannot write to standard output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+fn bridge_part(bridge: &Option<String>) -> String {
+    bridge
+        .as_ref()
+        .map(|b| format!(", bridge {b}"))
+        .unwrap_or_default()
+}
+
+/// The advice added to a "not permitted" error: how to give the helper `CAP_NET_ADMIN`, or why
+/// an install meant to give it did not. Empty for other errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hint(pub Option<String>);
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(h) => write!(f, " ({h})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What became of the tap after a change failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    /// Put back as it was before the run.
+    Restored,
+    /// Undoing failed too.
+    Failed,
+    /// Nothing to undo (qemu-ifdown).
+    None,
+}
+
+impl fmt::Display for Undo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Undo::Restored => "the tap was put back as it was",
+            Undo::Failed => {
+                "putting the tap back as it was failed too: check it with `ip -d link show`"
+            }
+            Undo::None => "nothing else was changed",
+        })
+    }
 }
 
 /// Longest message printed or logged, in bytes; longer ones are cut and marked with `...`.
@@ -109,31 +160,49 @@ pub(crate) fn one_line(msg: &str) -> String {
     out
 }
 
-fn hint(e: &NetlinkError) -> String {
-    if e.is_permission() {
-        format!(" ({EPERM_HINT})")
-    } else {
-        String::new()
-    }
-}
-
 impl Error {
     /// Name the tap in a config error (the files are read before the tap is looked at).
     pub fn with_tap(self, tap: Option<&ifup_policy::IfName>) -> Error {
         match (self, tap) {
-            (Error::Policy { tap: None, source }, Some(t)) => Error::Policy {
+            (
+                Error::Config {
+                    tap: None,
+                    text,
+                    source,
+                },
+                Some(t),
+            ) => Error::Config {
                 tap: Some(t.to_string()),
+                text,
                 source,
             },
             (e, _) => e,
         }
     }
 
+    /// The netlink error inside, if any.
+    fn netlink(&self) -> Option<&NetlinkError> {
+        match self {
+            Error::Netlink { source, .. } | Error::Failed { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Add `hint` to a "not permitted" kernel error.
+    pub fn with_permission_hint(mut self, hint: impl FnOnce() -> String) -> Error {
+        if self.netlink().is_some_and(NetlinkError::is_permission) {
+            if let Error::Netlink { hint: h, .. } | Error::Failed { hint: h, .. } = &mut self {
+                *h = Hint(Some(hint()));
+            }
+        }
+        self
+    }
+
     /// The exit status of the contract: 2 for usage errors, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::BadTapName(_) | Error::ConfigOverride { .. } => 2,
-            Error::Policy { source, .. } if source.is_usage() => 2,
+            Error::Config { source, .. } if source.is_usage() => 2,
             _ => 1,
         }
     }
@@ -142,15 +211,24 @@ impl Error {
     pub fn is_denial(&self) -> bool {
         matches!(
             self,
-            Error::Denied { .. }
-                | Error::NotATap { .. }
-                | Error::ConfigOverride { .. }
-                // Only in privileged mode: a config file others could change refuses the caller.
-                | Error::Policy {
-                    source: PolicyError::Untrusted { .. },
-                    ..
-                }
-        )
+            Error::Denied { .. } | Error::NotATap { .. } | Error::ConfigOverride { .. } // Only in privileged mode: a config file others could change refuses the caller.
+        ) || matches!(self, Error::Config { source, .. } if matches!(**source, PolicyError::Untrusted { .. }))
+    }
+
+    /// The syslog text: `denied: …` for denials, `failed: …` for the rest, the word not
+    /// repeated.
+    pub fn syslog_text(&self) -> String {
+        match self {
+            Error::Denied {
+                tap,
+                bridge,
+                reason,
+            } => {
+                format!("denied: tap {tap}{}: {reason}", bridge_part(bridge))
+            }
+            e if e.is_denial() => format!("denied: {e}"),
+            e => format!("failed: {e}"),
+        }
     }
 }
 
@@ -172,5 +250,32 @@ mod tests {
         assert!(long.len() < MAX_MESSAGE + 16, "{}", long.len());
         assert!(long.ends_with("..."));
         assert!(!long.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn denials_say_denied_once_in_syslog() {
+        let e = Error::Denied {
+            tap: "vm0".into(),
+            bridge: Some("br0".into()),
+            reason: Denial::AclNoMatch {
+                bridge: "br0".into(),
+                uid: 1000,
+            },
+        };
+        assert!(e.to_string().starts_with("tap vm0, bridge br0: denied: "));
+        let log = e.syslog_text();
+        assert!(log.starts_with("denied: tap vm0, bridge br0: "), "{log}");
+        assert_eq!(log.matches("denied").count(), 1, "{log}");
+        let e = Error::NotATap {
+            tap: "tun0".into(),
+            what: "a tun device".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "tun0 is a tun device, not a tap: refusing to touch it"
+        );
+        assert_eq!(e.syslog_text(), format!("denied: {e}"));
+        let e = Error::TapMissing { tap: "x".into() };
+        assert!(e.syslog_text().starts_with("failed: "));
     }
 }

@@ -7,18 +7,24 @@ use std::path::Path;
 
 use ifup_policy::{Caller, FileData, FileMeta, FileSource};
 use nix::errno::Errno;
-use nix::fcntl::{openat, OFlag};
+use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::libc;
-use nix::sys::stat::Mode;
+use nix::sys::stat::{fstatat, Mode};
 
 /// Config and ACL files are small; anything larger is refused rather than read.
 const MAX_FILE: u64 = 1 << 20;
 
-/// Reads files without following a symlink in the last component, without blocking on a FIFO,
-/// and reports the owner and mode of the file and of its directory, both from open descriptors:
-/// the file is opened relative to the directory descriptor whose metadata is reported, so what
-/// was checked is what was read, even if a path component is renamed meanwhile.
-pub struct SystemFiles;
+/// Reads files without blocking on a FIFO, and reports the owner and mode of the file and of its
+/// directory, both from open descriptors: the file is opened relative to the directory
+/// descriptor whose metadata is reported, so what was checked is what was read, even if a path
+/// component is renamed meanwhile.
+pub enum SystemFiles {
+    /// Privileged mode: a symlink in the last component is refused (its target's owner and
+    /// directory are not what would be checked).
+    NoFollow,
+    /// Root or a plain user: symlinks are followed, as any program reading its config would.
+    Follow,
+}
 
 impl FileSource for SystemFiles {
     fn read(&self, path: &Path) -> Result<Option<FileData>, io::Error> {
@@ -42,19 +48,31 @@ impl FileSource for SystemFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NOCTTY
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC;
+        let mut flags = OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        if let SystemFiles::NoFollow = self {
+            flags |= OFlag::O_NOFOLLOW;
+        }
         let file = match openat(&dir, name, flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(Errno::ENOENT) => return Ok(None),
+            // A symlink, not followed: its own metadata (a symlink, which the trust check
+            // refuses), and nothing to read.
             Err(Errno::ELOOP) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "is a symbolic link (not followed)",
-                ))
+                let link = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                let dmeta = dir.metadata()?;
+                return Ok(Some(FileData {
+                    text: Vec::new(),
+                    file: FileMeta {
+                        uid: link.st_uid,
+                        gid: link.st_gid,
+                        mode: link.st_mode,
+                    },
+                    dir: FileMeta {
+                        uid: dmeta.uid(),
+                        gid: dmeta.gid(),
+                        mode: dmeta.mode(),
+                    },
+                }));
             }
             Err(e) => return Err(e.into()),
         };
@@ -84,9 +102,9 @@ impl FileSource for SystemFiles {
     }
 }
 
-fn read_limited(file: File) -> io::Result<String> {
-    let mut text = String::new();
-    file.take(MAX_FILE + 1).read_to_string(&mut text)?;
+fn read_limited(file: File) -> io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut text)?;
     if text.len() as u64 > MAX_FILE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

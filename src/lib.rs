@@ -1,15 +1,20 @@
 //! qemu-ifup-rs: the core shared by the `qemu-ifup` and `qemu-ifdown` binaries.
 //!
-//! `main` (in [`run`]) decides the mode (root, privileged, plain user), reads the config and ACL,
-//! drops privilege, then plans and applies the change through the netlink crate. The plan is
-//! computed from kernel state and policy before anything is changed.
+//! [`main`] (in `run.rs`) reads as the program does: start-up (`startup.rs`: mode, argv, files,
+//! privilege drop), the lookups, decisions, plan and changes (`flow.rs`, over the [`net::Net`]
+//! trait; decisions in `decide.rs` and the plan in `plan.rs` are pure), then the report. The
+//! decision rules and the layout are described in `docs/DESIGN.md`.
 
 pub mod cli;
+mod decide;
 mod error;
 mod files;
+mod flow;
 mod log;
+mod net;
 mod plan;
 mod run;
+mod startup;
 pub mod warn;
 
 pub use cli::Action;

@@ -1,77 +1,118 @@
-//! From kernel state and policy to the exact netlink changes: pure, so it is unit-tested
-//! without root.
+//! From a decision and the kernel's state to the exact changes: an ordered list of steps and one
+//! undo that puts the tap back as it was before the run. Pure, unit-tested without root.
+//!
+//! qemu-ifup converges the tap to its rule: host-side MAC, MTU, master, bridge-port flags (a
+//! flag the rule does not set goes back to what the kernel gives a new port), VLANs, and up. A
+//! second run on a converged tap plans nothing. A tap that joins its bridge with bridge-port
+//! settings to apply joins down (in a message of its own, before the attach) and comes up only
+//! once they are in place, so it never forwards a frame with the bridge's defaults.
 
-use ifup_netlink::{BridgePort, Link, LinkChange, VlanEntry};
+use ifup_netlink::{BridgePort, Link, LinkChange, PortFlags, VlanEntry};
 use ifup_policy::{Mtu, PortOptions, TapMac};
 
-/// What qemu-ifup will do, in order: `attach` (address, MTU, master; also up when there are no
-/// port options, or down when an already-up tap gets port options), then `port`, then `up`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpPlan {
-    pub attach: LinkChange,
-    pub port: BridgePort,
-    /// Bring the tap up as the last, separate step (only when there are port options, so the
-    /// port never forwards a frame before its VLANs and flags are in place).
-    pub up_last: bool,
+use crate::decide::{Attach, Detach};
+
+/// One change to the tap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// An `RTM_SETLINK` on the tap.
+    Link(LinkChange),
+    /// Its bridge-port flags and VLANs.
+    Port(BridgePort),
 }
 
-impl UpPlan {
-    pub fn is_empty(&self) -> bool {
-        self.attach.is_empty() && self.port.is_empty() && !self.up_last
-    }
-
-    /// The change that undoes a failed attempt: the tap detached (or back on the master it had),
-    /// its old MTU and address, and down — a tap whose attach failed must not pass traffic.
-    pub fn undo(&self, tap: &Link) -> LinkChange {
-        LinkChange {
-            address: self
-                .attach
-                .address
-                .and(tap.address.as_deref().and_then(|a| a.try_into().ok())),
-            mtu: self.attach.mtu.map(|_| tap.mtu),
-            up: Some(false),
-            master: Some(tap.master.unwrap_or(0)),
+impl Step {
+    /// What the step does, for a failure message: "attaching the tap", "setting bridge-port
+    /// options", ...
+    pub fn action(&self) -> &'static str {
+        match self {
+            Step::Port(_) => "setting bridge-port options",
+            Step::Link(c) if c.master == Some(0) => "detaching the tap",
+            Step::Link(c) if c.master.is_some() => "attaching the tap",
+            Step::Link(c) if c.mtu.is_some() && c.address.is_some() => {
+                "setting the tap's address and MTU"
+            }
+            Step::Link(c) if c.mtu.is_some() => "setting the tap's MTU",
+            Step::Link(c) if c.address.is_some() => "setting the tap's address",
+            Step::Link(c) if c.up == Some(true) => "bringing the tap up",
+            Step::Link(_) => "setting the tap down",
         }
     }
 
-    /// One line per change, for --dry-run.
-    pub fn describe(&self, bridge: &Link) -> Vec<String> {
+    /// One line per change, for --dry-run and syslog.
+    pub fn describe(&self, bridge: &str) -> Vec<String> {
         let mut out = Vec::new();
-        let a = &self.attach;
-        if let Some(mac) = a.address {
-            out.push(format!("set address {}", fmt_mac(&mac)));
-        }
-        if let Some(mtu) = a.mtu {
-            out.push(format!("set mtu {mtu}"));
-        }
-        if a.master.is_some() {
-            out.push(format!("attach to bridge {}", bridge.name));
-        }
-        if a.up == Some(false) {
-            out.push("set down until the bridge-port options are in place".into());
-        }
-        let p = &self.port;
-        for (name, v) in [
-            ("isolated", p.isolated),
-            ("hairpin", p.hairpin),
-            ("learning", p.learning),
-            ("flood", p.flood),
-        ] {
-            if let Some(v) = v {
-                out.push(format!(
-                    "set bridge-port {name} {}",
-                    if v { "on" } else { "off" }
-                ));
+        match self {
+            Step::Link(c) => {
+                if let Some(mac) = c.address {
+                    out.push(format!("set address {}", fmt_mac(&mac)));
+                }
+                if let Some(mtu) = c.mtu {
+                    out.push(format!("set mtu {mtu}"));
+                }
+                match c.master {
+                    Some(0) => out.push(format!("detach from {bridge}")),
+                    Some(_) => out.push(format!("attach to bridge {bridge}")),
+                    None => {}
+                }
+                match c.up {
+                    Some(true) => out.push("set up".into()),
+                    Some(false) => out.push("set down".into()),
+                    None => {}
+                }
+            }
+            Step::Port(p) => {
+                for (name, v) in [
+                    ("isolated", p.isolated),
+                    ("hairpin", p.hairpin),
+                    ("learning", p.learning),
+                    ("flood", p.flood),
+                ] {
+                    if let Some(v) = v {
+                        out.push(format!(
+                            "set bridge-port {name} {}",
+                            if v { "on" } else { "off" }
+                        ));
+                    }
+                }
+                for v in &p.del_vlans {
+                    out.push(format!("remove vlan {}", fmt_vids(v)));
+                }
+                for v in &p.add_vlans {
+                    out.push(format!("add vlan {}", fmt_vlan(v)));
+                }
             }
         }
-        for v in &p.del_vlans {
-            out.push(format!("remove vlan {}", fmt_vids(v)));
-        }
-        for v in &p.add_vlans {
-            out.push(format!("add vlan {}", fmt_vlan(v)));
-        }
-        if a.up == Some(true) || self.up_last {
-            out.push("set up".into());
+        out
+    }
+}
+
+/// The changes, in order, and the undo that restores the state before the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub undo: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Every change, one line each.
+    pub fn describe(&self, bridge: &str) -> Vec<String> {
+        let down_only = Step::Link(LinkChange {
+            up: Some(false),
+            ..LinkChange::default()
+        });
+        let mut out = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let port_follows = self.steps[i..].iter().any(|s| matches!(s, Step::Port(_)));
+            if *step == down_only && port_follows {
+                out.push("set down until the bridge-port options are in place".to_owned());
+            } else {
+                out.extend(step.describe(bridge));
+            }
         }
         out
     }
@@ -112,6 +153,8 @@ pub enum PlanError {
     /// `vlan`/`tagged` on a bridge without `vlan_filtering 1`, or on a kernel without bridge
     /// VLAN filtering at all ([`PlanError::reason`] tells which).
     NeedsVlanFiltering,
+    /// The MTU is more than the tap accepts (`IFLA_MAX_MTU`; 65521 for a tap).
+    MtuAboveMax { mtu: u32, max: u32, auto: bool },
 }
 
 impl PlanError {
@@ -134,112 +177,252 @@ impl PlanError {
                  type bridge vlan_filtering 1`",
                 bridge.name
             ),
+            PlanError::MtuAboveMax {
+                mtu,
+                max,
+                auto: false,
+            } => format!(
+                "mtu {mtu} ({origin}) is more than the tap accepts (at most {max}): lower it"
+            ),
+            PlanError::MtuAboveMax {
+                mtu,
+                max,
+                auto: true,
+            } => format!(
+                "the bridge's MTU {mtu} is more than the tap accepts (at most {max}): set `mtu \
+                 {max}` or less on the rule ({origin}), or lower the bridge's MTU"
+            ),
         }
     }
 }
 
-/// Plan qemu-ifup for `tap` onto `bridge` with `opts`. Only differences from the current state
-/// are planned, so a second run on an attached tap plans nothing.
-pub fn plan_up(tap: &Link, bridge: &Link, opts: &PortOptions) -> Result<UpPlan, PlanError> {
-    let attached = tap.master == Some(bridge.index);
-    let mut attach = LinkChange::default();
-    if opts.tap_mac == TapMac::Fe {
-        if let Some(mac) = tap
-            .address
-            .as_deref()
-            .and_then(|a| <[u8; 6]>::try_from(a).ok())
-        {
-            if mac[0] != 0xfe {
-                let mut new = mac;
-                new[0] = 0xfe;
-                attach.address = Some(new);
-            }
-        }
+/// The host-side MAC `tap-mac fe` gives a tap with address `mac`: the first byte set to `fe` —
+/// unless it is already `f0` or above. libvirt makes the tap's MAC from the guest's with `fe`
+/// first, or `fa` when the guest's starts with `fe`; rewriting that `fa` to `fe` would give the
+/// tap the guest's own MAC (and the bridge would drop the guest's frames as its own).
+pub fn host_side_mac(mac: &[u8]) -> Option<[u8; 6]> {
+    let mut new = <[u8; 6]>::try_from(mac).ok()?;
+    if new[0] >= 0xf0 {
+        return None;
     }
-    let mtu = match opts.mtu {
-        Mtu::Auto => bridge.mtu,
-        Mtu::Fixed(n) => n,
-    };
-    if mtu != tap.mtu {
-        attach.mtu = Some(mtu);
-    }
-    if !attached {
-        attach.master = Some(bridge.index);
-    }
-    let info = bridge.bridge.unwrap_or_default();
-    if (opts.vlan.is_some() || !opts.tagged.is_empty()) && !info.vlan_filtering {
-        return Err(PlanError::NeedsVlanFiltering);
-    }
-    let port = port_settings(opts, info.default_pvid.unwrap_or(0));
-    let has_port = !port.is_empty();
-    // Port settings are applied when (re)attaching or when the tap is still down (a previous
-    // run failed half-way, or someone set it down); an attached, running tap is left alone.
-    let apply_port = has_port && (!attached || !tap.up);
-    if !tap.up && !has_port {
-        attach.up = Some(true);
-    }
-    if tap.up && apply_port {
-        // The port must not forward with the bridge's defaults (default VLAN, not isolated)
-        // until its own settings are in. The kernel applies IFF_UP after the master within one
-        // message, so an up tap is set down in the attach message itself (only that in-kernel
-        // instant remains), gets its settings, and comes up last.
-        attach.up = Some(false);
-    }
-    Ok(UpPlan {
-        attach,
-        port: if apply_port {
-            port
-        } else {
-            BridgePort::default()
-        },
-        up_last: apply_port,
-    })
+    new[0] = 0xfe;
+    Some(new)
 }
 
-/// The bridge-port settings for `opts` on a bridge whose new ports get VLAN `default_pvid`
-/// (0: none). `vlan N` makes N the untagged PVID and removes the default VLAN from the port
-/// (unless it is N or also tagged); `tagged` adds tagged VLANs.
-fn port_settings(opts: &PortOptions, default_pvid: u16) -> BridgePort {
-    let mut port = BridgePort {
-        isolated: opts.isolated,
-        hairpin: opts.hairpin,
-        learning: opts.learning,
-        flood: opts.flood,
+/// The flags `opts` asks for: what it sets, the kernel's new-port value for the rest.
+fn wanted_flags(opts: &PortOptions) -> PortFlags {
+    let new = PortFlags::NEW_PORT;
+    PortFlags {
+        isolated: opts.isolated.unwrap_or(new.isolated),
+        hairpin: opts.hairpin.unwrap_or(new.hairpin),
+        learning: opts.learning.unwrap_or(new.learning),
+        flood: opts.flood.unwrap_or(new.flood),
+    }
+}
+
+/// The flag changes from `now` to `want`, and back.
+fn flag_changes(now: PortFlags, want: PortFlags) -> (BridgePort, BridgePort) {
+    let pick = |a: bool, b: bool| (a != b).then_some(b);
+    let forward = BridgePort {
+        isolated: pick(now.isolated, want.isolated),
+        hairpin: pick(now.hairpin, want.hairpin),
+        learning: pick(now.learning, want.learning),
+        flood: pick(now.flood, want.flood),
         ..BridgePort::default()
     };
-    if let Some(vid) = opts.vlan {
-        if default_pvid != 0 && vid != default_pvid && !opts.is_tagged(default_pvid) {
-            port.del_vlans.push(VlanEntry {
-                first: default_pvid,
-                last: default_pvid,
-                pvid: false,
-                untagged: false,
-            });
+    let back = BridgePort {
+        isolated: pick(want.isolated, now.isolated),
+        hairpin: pick(want.hairpin, now.hairpin),
+        learning: pick(want.learning, now.learning),
+        flood: pick(want.flood, now.flood),
+        ..BridgePort::default()
+    };
+    (forward, back)
+}
+
+/// The VLANs a port gets on a bridge whose new ports get `default_pvid` (0: none), for `opts`:
+/// `vlan N` makes N the untagged PVID and drops the default VLAN (unless it is N or also
+/// tagged); `tagged` adds tagged VLANs; without either, what a new port gets.
+fn wanted_vlans(opts: &PortOptions, default_pvid: u16) -> Vec<VlanEntry> {
+    let single = |vid: u16, pvid: bool| VlanEntry {
+        first: vid,
+        last: vid,
+        pvid,
+        untagged: pvid,
+    };
+    let mut out = Vec::new();
+    match opts.vlan {
+        Some(vid) => out.push(single(vid, true)),
+        None if default_pvid != 0 && !opts.is_tagged(default_pvid) => {
+            out.push(single(default_pvid, true))
         }
-        port.add_vlans.push(VlanEntry {
-            first: vid,
-            last: vid,
-            pvid: true,
-            untagged: true,
-        });
+        None => {}
     }
     for r in &opts.tagged {
-        port.add_vlans.push(VlanEntry {
+        out.push(VlanEntry {
             first: r.first,
             last: r.last,
             pvid: false,
             untagged: false,
         });
     }
-    port
+    out
 }
 
-/// Plan qemu-ifdown: detach from the master (if any) and set down (if up).
-pub fn plan_down(tap: &Link) -> LinkChange {
-    LinkChange {
+/// Every single VLAN of `entries` with its flags.
+fn expand(entries: &[VlanEntry]) -> Vec<(u16, bool, bool)> {
+    let mut out: Vec<(u16, bool, bool)> = entries
+        .iter()
+        .flat_map(|v| (v.first..=v.last).map(move |vid| (vid, v.pvid, v.untagged)))
+        .collect();
+    out.sort_unstable();
+    out.dedup_by_key(|e| e.0);
+    out
+}
+
+/// `(vid, pvid, untagged)` items, consecutive ones with the same flags joined into ranges.
+fn ranges(items: &[(u16, bool, bool)]) -> Vec<VlanEntry> {
+    let mut out: Vec<VlanEntry> = Vec::new();
+    for &(vid, pvid, untagged) in items {
+        match out.last_mut() {
+            // A PVID is one VLAN; never part of a range.
+            Some(last)
+                if !pvid
+                    && !last.pvid
+                    && last.untagged == untagged
+                    && u32::from(last.last) + 1 == u32::from(vid) =>
+            {
+                last.last = vid
+            }
+            _ => out.push(VlanEntry {
+                first: vid,
+                last: vid,
+                pvid,
+                untagged,
+            }),
+        }
+    }
+    out
+}
+
+/// The VLAN changes from `now` to `want` (VLANs to remove, VLANs to add or re-flag).
+fn vlan_changes(now: &[VlanEntry], want: &[VlanEntry]) -> (Vec<VlanEntry>, Vec<VlanEntry>) {
+    let (now, want) = (expand(now), expand(want));
+    let del: Vec<_> = now
+        .iter()
+        .filter(|(vid, ..)| !want.iter().any(|w| w.0 == *vid))
+        .copied()
+        .collect();
+    let add: Vec<_> = want.iter().filter(|w| !now.contains(w)).copied().collect();
+    (ranges(&del), ranges(&add))
+}
+
+/// Plan qemu-ifup. Only differences from the kernel's state are planned.
+pub fn up(a: &Attach) -> Result<Plan, PlanError> {
+    let (tap, bridge, opts) = (&a.tap.link, &a.bridge, &a.options);
+    let attached = tap.master == Some(bridge.index);
+
+    let address = match opts.tap_mac {
+        TapMac::Fe => tap.address.as_deref().and_then(host_side_mac),
+        TapMac::Keep => None,
+    };
+    let (mtu, auto) = match opts.mtu {
+        Mtu::Auto => (bridge.mtu, true),
+        Mtu::Fixed(n) => (n, false),
+    };
+    if let Some(max) = tap.max_mtu.filter(|&max| mtu > max) {
+        return Err(PlanError::MtuAboveMax { mtu, max, auto });
+    }
+    let mtu = (mtu != tap.mtu).then_some(mtu);
+
+    let info = bridge.bridge.unwrap_or_default();
+    if (opts.vlan.is_some() || !opts.tagged.is_empty()) && !info.vlan_filtering {
+        return Err(PlanError::NeedsVlanFiltering);
+    }
+    // A port's state now: its own if it is already on this bridge, a new port's otherwise.
+    let flags_now = match (attached, tap.port) {
+        (true, Some(f)) => f,
+        _ => PortFlags::NEW_PORT,
+    };
+    let (mut port, mut port_back) = flag_changes(flags_now, wanted_flags(opts));
+    if info.vlan_filtering {
+        let default_pvid = info.default_pvid.unwrap_or(0);
+        let vlans_now = match (attached, &a.vlans) {
+            (true, Some(v)) => v.clone(),
+            _ => wanted_vlans(&PortOptions::default(), default_pvid),
+        };
+        let want = wanted_vlans(opts, default_pvid);
+        (port.del_vlans, port.add_vlans) = vlan_changes(&vlans_now, &want);
+        (port_back.del_vlans, port_back.add_vlans) = vlan_changes(&want, &vlans_now);
+    }
+    let has_port = !port.is_empty();
+
+    let mut steps = Vec::new();
+    // Joining with settings to apply: down first, in a message of its own (see `LinkChange`).
+    let down_first = !attached && tap.up && has_port;
+    if down_first {
+        steps.push(Step::Link(LinkChange {
+            up: Some(false),
+            ..LinkChange::default()
+        }));
+    }
+    let mut change = LinkChange {
+        address,
+        mtu,
+        master: (!attached).then_some(bridge.index),
+        up: None,
+    };
+    let up_last = has_port && (!tap.up || down_first);
+    if !tap.up && !has_port {
+        change.up = Some(true);
+    }
+    if !change.is_empty() {
+        steps.push(Step::Link(change.clone()));
+    }
+    if has_port {
+        steps.push(Step::Port(port));
+    }
+    if up_last {
+        steps.push(Step::Link(LinkChange {
+            up: Some(true),
+            ..LinkChange::default()
+        }));
+    }
+
+    // The undo: the port's settings back (when it was already a port of this bridge; leaving
+    // the bridge clears them otherwise), then address, MTU, master and up/down as they were.
+    let mut undo = Vec::new();
+    if attached && !port_back.is_empty() {
+        undo.push(Step::Port(port_back));
+    }
+    let restore = LinkChange {
+        address: address.and(tap.address.as_deref().and_then(|a| a.try_into().ok())),
+        mtu: mtu.map(|_| tap.mtu),
+        master: change.master.map(|_| tap.master.unwrap_or(0)),
+        up: (!steps.is_empty()).then_some(tap.up),
+    };
+    if !restore.is_empty() {
+        undo.push(Step::Link(restore));
+    }
+    Ok(Plan { steps, undo })
+}
+
+/// Plan qemu-ifdown: detach from the master (if any) and set down (if up). Nothing to undo: a
+/// failed detach leaves the tap as it was.
+pub fn down(d: &Detach) -> Plan {
+    let tap = &d.tap.link;
+    let change = LinkChange {
         master: tap.master.map(|_| 0),
         up: tap.up.then_some(false),
         ..LinkChange::default()
+    };
+    Plan {
+        steps: if change.is_empty() {
+            vec![]
+        } else {
+            vec![Step::Link(change)]
+        },
+        undo: vec![],
     }
 }
 
@@ -247,8 +430,9 @@ pub fn plan_down(tap: &Link) -> LinkChange {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::decide::{Origin, Tap};
     use ifup_netlink::{BridgeInfo, TunInfo};
-    use ifup_policy::VlanRange;
+    use ifup_policy::{IfName, VlanRange};
 
     fn tap() -> Link {
         Link {
@@ -256,6 +440,7 @@ mod tests {
             name: "vmtap0".into(),
             kind: Some("tun".into()),
             mtu: 1500,
+            max_mtu: Some(65521),
             master: None,
             up: false,
             loopback: false,
@@ -267,6 +452,7 @@ mod tests {
                 persist: false,
             }),
             bridge: None,
+            port: None,
         }
     }
 
@@ -276,6 +462,7 @@ mod tests {
             name: "br0".into(),
             kind: Some("bridge".into()),
             mtu,
+            max_mtu: Some(65535),
             master: None,
             up: true,
             loopback: false,
@@ -286,6 +473,7 @@ mod tests {
                 default_pvid: Some(1),
                 ..BridgeInfo::default()
             }),
+            port: None,
         }
     }
 
@@ -298,6 +486,37 @@ mod tests {
         b
     }
 
+    /// `t` attached to `b` (index 2), up, converged for the default options.
+    fn on_bridge(mut t: Link, b: &Link) -> Link {
+        t.master = Some(b.index);
+        t.up = true;
+        t.mtu = b.mtu;
+        t.address = Some(vec![0xfe, 0x54, 0, 1, 2, 3]);
+        t.port = Some(PortFlags::NEW_PORT);
+        t
+    }
+
+    fn attach(t: Link, b: Link, options: PortOptions, vlans: Option<Vec<VlanEntry>>) -> Attach {
+        Attach {
+            tap: Tap {
+                name: IfName::parse(&t.name).unwrap(),
+                link: t,
+            },
+            bridge: b,
+            options,
+            origin: Origin::DefaultRoute,
+            vlans,
+        }
+    }
+
+    fn plan(t: Link, b: Link, o: PortOptions) -> Plan {
+        up(&attach(t, b, o, None)).unwrap()
+    }
+
+    fn link(c: LinkChange) -> Step {
+        Step::Link(c)
+    }
+
     fn vids(entries: &[VlanEntry]) -> Vec<(u16, u16, bool, bool)> {
         entries
             .iter()
@@ -307,31 +526,163 @@ mod tests {
 
     #[test]
     fn fresh_tap_one_message() {
-        let p = plan_up(&tap(), &bridge(1400, false), &PortOptions::default()).unwrap();
+        let p = plan(tap(), bridge(1400, false), PortOptions::default());
         assert_eq!(
-            p.attach,
-            LinkChange {
+            p.steps,
+            [link(LinkChange {
                 address: Some([0xfe, 0x54, 0, 1, 2, 3]),
                 mtu: Some(1400),
                 up: Some(true),
                 master: Some(2)
-            }
+            })]
         );
-        assert!(p.port.is_empty() && !p.up_last);
+        // The undo puts back what was there: detached, old MTU and address, down.
+        assert_eq!(
+            p.undo,
+            [link(LinkChange {
+                address: Some([0x52, 0x54, 0, 1, 2, 3]),
+                mtu: Some(1500),
+                up: Some(false),
+                master: Some(0)
+            })]
+        );
     }
 
     #[test]
-    fn attached_tap_plans_nothing() {
-        let mut t = tap();
-        t.master = Some(2);
-        t.up = true;
-        t.mtu = 1400;
-        t.address = Some(vec![0xfe, 0x54, 0, 1, 2, 3]);
+    fn converged_tap_plans_nothing() {
+        let b = bridge(1400, false);
+        let p = plan(on_bridge(tap(), &b), b, PortOptions::default());
+        assert!(p.is_empty() && p.undo.is_empty(), "{p:?}");
+        // With flags that are already in place, too.
+        let b = bridge(1400, false);
+        let mut t = on_bridge(tap(), &b);
+        t.port = Some(PortFlags {
+            isolated: true,
+            ..PortFlags::NEW_PORT
+        });
         let opts = PortOptions {
             isolated: Some(true),
             ..PortOptions::default()
         };
-        assert!(plan_up(&t, &bridge(1400, false), &opts).unwrap().is_empty());
+        assert!(plan(t, b, opts).is_empty());
+    }
+
+    #[test]
+    fn rerun_converges_flags_and_mtu_both_ways() {
+        // The rule gained `isolated on mtu 1300`: both change, live, on the attached tap.
+        let b = bridge(1400, false);
+        let t = on_bridge(tap(), &b);
+        let opts = PortOptions {
+            isolated: Some(true),
+            mtu: Mtu::Fixed(1300),
+            ..PortOptions::default()
+        };
+        let p = plan(t, b, opts);
+        assert_eq!(
+            p.steps,
+            [
+                link(LinkChange {
+                    mtu: Some(1300),
+                    ..LinkChange::default()
+                }),
+                Step::Port(BridgePort {
+                    isolated: Some(true),
+                    ..BridgePort::default()
+                })
+            ]
+        );
+        assert_eq!(
+            p.undo,
+            [
+                Step::Port(BridgePort {
+                    isolated: Some(false),
+                    ..BridgePort::default()
+                }),
+                link(LinkChange {
+                    mtu: Some(1400),
+                    up: Some(true),
+                    ..LinkChange::default()
+                })
+            ]
+        );
+        // Attached with `hairpin on learning off flood off`, now a plain rule: back to the
+        // kernel's new-port flags.
+        let b = bridge(1400, false);
+        let mut t = on_bridge(tap(), &b);
+        t.port = Some(PortFlags {
+            isolated: false,
+            hairpin: true,
+            learning: false,
+            flood: false,
+        });
+        let p = plan(t, b, PortOptions::default());
+        assert_eq!(
+            p.steps,
+            [Step::Port(BridgePort {
+                hairpin: Some(false),
+                learning: Some(true),
+                flood: Some(true),
+                ..BridgePort::default()
+            })]
+        );
+    }
+
+    #[test]
+    fn mtu_above_the_taps_maximum_is_refused_before_anything() {
+        let b = bridge(1500, false);
+        let t = on_bridge(tap(), &b);
+        let opts = PortOptions {
+            mtu: Mtu::Fixed(65535),
+            ..PortOptions::default()
+        };
+        let e = up(&attach(t, b.clone(), opts, None)).unwrap_err();
+        assert_eq!(
+            e,
+            PlanError::MtuAboveMax {
+                mtu: 65535,
+                max: 65521,
+                auto: false
+            }
+        );
+        assert!(e.reason(&b, "rule x").contains("at most 65521"));
+        // The bridge's own MTU above it (mtu auto).
+        let b = bridge(65535, false);
+        let e = up(&attach(tap(), b.clone(), PortOptions::default(), None)).unwrap_err();
+        assert!(e.reason(&b, "rule x").contains("set `mtu 65521`"), "{e:?}");
+        // The maximum itself is fine; a kernel that does not report one is not checked.
+        let mut t = tap();
+        t.max_mtu = None;
+        let opts = PortOptions {
+            mtu: Mtu::Fixed(65535),
+            ..PortOptions::default()
+        };
+        assert!(up(&attach(t, bridge(1500, false), opts, None)).is_ok());
+    }
+
+    #[test]
+    fn high_first_byte_is_left_alone() {
+        // libvirt's taps: fe… for most guests, fa… when the guest's MAC starts with fe.
+        assert_eq!(host_side_mac(&[0xfe, 0x54, 0, 1, 2, 3]), None);
+        assert_eq!(host_side_mac(&[0xfa, 0x54, 0, 1, 2, 3]), None);
+        assert_eq!(host_side_mac(&[0xf0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(
+            host_side_mac(&[0xef, 1, 2, 3, 4, 5]),
+            Some([0xfe, 1, 2, 3, 4, 5])
+        );
+        assert_eq!(
+            host_side_mac(&[0x52, 0x54, 0, 1, 2, 3]),
+            Some([0xfe, 0x54, 0, 1, 2, 3])
+        );
+        assert_eq!(host_side_mac(&[1, 2, 3]), None);
+        // Whatever the guest's MAC, the rule never makes the tap's MAC equal to it when libvirt
+        // derived the tap's from the guest's.
+        for first in 0..=255u8 {
+            let guest = [first, 0x54, 0, 0xab, 0xcd, 0xef];
+            let mut libvirt_tap = guest;
+            libvirt_tap[0] = if first == 0xfe { 0xfa } else { 0xfe };
+            let ours = host_side_mac(&libvirt_tap).unwrap_or(libvirt_tap);
+            assert_ne!(ours, guest, "guest {first:02x}");
+        }
     }
 
     #[test]
@@ -341,13 +692,15 @@ mod tests {
             tap_mac: TapMac::Keep,
             ..PortOptions::default()
         };
-        let p = plan_up(&tap(), &bridge(9000, false), &opts).unwrap();
-        assert_eq!(p.attach.mtu, Some(9000));
-        assert_eq!(p.attach.address, None);
+        let p = plan(tap(), bridge(9000, false), opts);
+        let Step::Link(c) = &p.steps[0] else {
+            panic!("{p:?}")
+        };
+        assert_eq!((c.mtu, c.address), (Some(9000), None));
     }
 
     #[test]
-    fn port_options_bring_up_last() {
+    fn port_options_join_down_and_come_up_last() {
         let opts = PortOptions {
             vlan: Some(20),
             tagged: vec![VlanRange {
@@ -357,16 +710,54 @@ mod tests {
             isolated: Some(true),
             ..PortOptions::default()
         };
-        let p = plan_up(&tap(), &bridge(1500, true), &opts).unwrap();
-        assert_eq!(p.attach.up, None);
-        assert!(p.up_last);
-        assert_eq!(p.port.isolated, Some(true));
-        assert_eq!(p.port.del_vlans.len(), 1);
-        assert_eq!(p.port.add_vlans.len(), 2);
-        assert!(p.port.add_vlans[0].pvid && p.port.add_vlans[0].untagged);
+        let p = plan(tap(), bridge(1500, true), opts.clone());
+        assert_eq!(p.steps.len(), 3, "{p:?}");
+        let Step::Link(attach) = &p.steps[0] else {
+            panic!()
+        };
+        assert_eq!((attach.master, attach.up), (Some(2), None));
+        let Step::Port(port) = &p.steps[1] else {
+            panic!()
+        };
+        assert_eq!(port.isolated, Some(true));
+        assert_eq!(vids(&port.del_vlans), [(1, 1, true, true)]);
         assert_eq!(
-            (p.port.add_vlans[1].first, p.port.add_vlans[1].last),
-            (30, 39)
+            vids(&port.add_vlans),
+            [(20, 20, true, true), (30, 39, false, false)]
+        );
+        assert_eq!(
+            p.steps[2],
+            link(LinkChange {
+                up: Some(true),
+                ..LinkChange::default()
+            })
+        );
+        // A tap that is already up (libvirt brings it up first) is set down in a message of
+        // its own before it joins.
+        let mut t = tap();
+        t.up = true;
+        let p = plan(t, bridge(1500, true), opts);
+        assert_eq!(
+            p.steps[0],
+            link(LinkChange {
+                up: Some(false),
+                ..LinkChange::default()
+            })
+        );
+        let Step::Link(attach) = &p.steps[1] else {
+            panic!()
+        };
+        assert_eq!((attach.master, attach.up), (Some(2), None));
+        assert_eq!(p.steps.len(), 4);
+        // Undo: detached and up again, as before.
+        assert_eq!(
+            p.undo.last(),
+            Some(&link(LinkChange {
+                address: Some([0x52, 0x54, 0, 1, 2, 3]),
+                master: Some(0),
+                up: Some(true),
+                ..LinkChange::default()
+            }))
         );
     }
 
@@ -377,46 +768,48 @@ mod tests {
             ..PortOptions::default()
         };
         assert_eq!(
-            plan_up(&tap(), &bridge(1500, false), &opts),
+            up(&attach(tap(), bridge(1500, false), opts, None)),
             Err(PlanError::NeedsVlanFiltering)
         );
     }
 
     #[test]
-    fn access_vlan_removes_the_bridges_default_pvid() {
+    fn access_vlan_replaces_the_bridges_default_pvid() {
         let access = |vlan: u16, tagged: Vec<VlanRange>| PortOptions {
             vlan: Some(vlan),
             tagged,
             ..PortOptions::default()
         };
         let r = |first, last| VlanRange { first, last };
-        // The usual default VLAN 1 goes; the access VLAN becomes the untagged PVID.
-        let p = plan_up(&tap(), &vlan_bridge(1), &access(20, vec![])).unwrap();
-        assert_eq!(vids(&p.port.del_vlans), [(1, 1, false, false)]);
-        assert_eq!(vids(&p.port.add_vlans), [(20, 20, true, true)]);
+        let port = |p: &Plan| -> BridgePort {
+            p.steps
+                .iter()
+                .find_map(|s| match s {
+                    Step::Port(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let p = plan(tap(), vlan_bridge(1), access(20, vec![]));
+        assert_eq!(vids(&port(&p).del_vlans), [(1, 1, true, true)]);
+        assert_eq!(vids(&port(&p).add_vlans), [(20, 20, true, true)]);
         // A bridge whose default VLAN is 5: 5 goes, not 1.
-        let p = plan_up(&tap(), &vlan_bridge(5), &access(20, vec![])).unwrap();
-        assert_eq!(vids(&p.port.del_vlans), [(5, 5, false, false)]);
+        let p = plan(tap(), vlan_bridge(5), access(20, vec![]));
+        assert_eq!(vids(&port(&p).del_vlans), [(5, 5, true, true)]);
         // No default VLAN (default_pvid 0): nothing to remove.
-        let p = plan_up(&tap(), &vlan_bridge(0), &access(20, vec![])).unwrap();
-        assert!(p.port.del_vlans.is_empty());
-        // The access VLAN is the default one: kept.
-        let p = plan_up(&tap(), &vlan_bridge(20), &access(20, vec![])).unwrap();
-        assert!(p.port.del_vlans.is_empty());
-        // The default VLAN is also wanted tagged: re-added tagged (which clears its PVID and
-        // untagged flags), not removed.
-        let p = plan_up(
-            &tap(),
-            &vlan_bridge(1),
-            &access(20, vec![r(1, 1), r(30, 39)]),
-        )
-        .unwrap();
-        assert!(p.port.del_vlans.is_empty());
+        let p = plan(tap(), vlan_bridge(0), access(20, vec![]));
+        assert!(port(&p).del_vlans.is_empty());
+        // The access VLAN is the default one: already in place.
+        let p = plan(tap(), vlan_bridge(20), access(20, vec![]));
+        assert!(port(&p).is_empty(), "{p:?}");
+        // The default VLAN is also wanted tagged: re-flagged, not removed.
+        let p = plan(tap(), vlan_bridge(1), access(20, vec![r(1, 1), r(30, 39)]));
+        assert!(port(&p).del_vlans.is_empty());
         assert_eq!(
-            vids(&p.port.add_vlans),
+            vids(&port(&p).add_vlans),
             [
-                (20, 20, true, true),
                 (1, 1, false, false),
+                (20, 20, true, true),
                 (30, 39, false, false)
             ]
         );
@@ -425,77 +818,78 @@ mod tests {
     #[test]
     fn trunk_keeps_the_native_vlan() {
         let opts = PortOptions {
-            tagged: vec![
-                VlanRange {
-                    first: 10,
-                    last: 10,
-                },
-                VlanRange {
-                    first: 20,
-                    last: 29,
-                },
-            ],
+            tagged: vec![VlanRange {
+                first: 10,
+                last: 10,
+            }],
             ..PortOptions::default()
         };
-        let p = plan_up(&tap(), &vlan_bridge(1), &opts).unwrap();
-        assert!(p.port.del_vlans.is_empty());
+        let p = plan(tap(), vlan_bridge(1), opts);
+        let Step::Port(port) = &p.steps[1] else {
+            panic!("{p:?}")
+        };
+        assert!(port.del_vlans.is_empty());
+        assert_eq!(vids(&port.add_vlans), [(10, 10, false, false)]);
+    }
+
+    #[test]
+    fn rerun_converges_vlans_both_ways() {
+        let b = vlan_bridge(1);
+        let t = on_bridge(tap(), &b);
+        let access20 = VlanEntry {
+            first: 20,
+            last: 20,
+            pvid: true,
+            untagged: true,
+        };
+        // Was `vlan 20 tagged 30-39`, now a plain rule: 20 and 30-39 go, 1 comes back.
+        let now = vec![
+            access20,
+            VlanEntry {
+                first: 30,
+                last: 39,
+                pvid: false,
+                untagged: false,
+            },
+        ];
+        let p = up(&attach(
+            t.clone(),
+            b.clone(),
+            PortOptions::default(),
+            Some(now.clone()),
+        ))
+        .unwrap();
+        let Step::Port(port) = &p.steps[0] else {
+            panic!("{p:?}")
+        };
         assert_eq!(
-            vids(&p.port.add_vlans),
-            [(10, 10, false, false), (20, 29, false, false)]
+            vids(&port.del_vlans),
+            [(20, 20, true, true), (30, 39, false, false)]
         );
-    }
-
-    #[test]
-    fn vlan_reason_names_the_fix_or_the_missing_kernel_feature() {
-        let e = PlanError::NeedsVlanFiltering;
-        let r = e.reason(&bridge(1500, false), "bridge line at x:1");
-        assert!(
-            r.contains("ip link set br0 type bridge vlan_filtering 1"),
-            "{r}"
+        assert_eq!(vids(&port.add_vlans), [(1, 1, true, true)]);
+        // And its undo restores exactly the old set.
+        let Step::Port(back) = &p.undo[0] else {
+            panic!("{p:?}")
+        };
+        assert_eq!(vids(&back.del_vlans), [(1, 1, true, true)]);
+        assert_eq!(
+            vids(&back.add_vlans),
+            [(20, 20, true, true), (30, 39, false, false)]
         );
-        assert!(r.contains("bridge line at x:1"), "{r}");
-        // A kernel without CONFIG_BRIDGE_VLAN_FILTERING reports no default_pvid.
-        let mut b = bridge(1500, false);
-        b.bridge = Some(BridgeInfo::default());
-        let r = e.reason(&b, "bridge line at x:1");
-        assert!(r.contains("CONFIG_BRIDGE_VLAN_FILTERING"), "{r}");
-        assert!(!r.contains("ip link set"), "{r}");
-    }
-
-    #[test]
-    fn up_tap_joins_down_when_it_gets_port_options() {
-        let mut t = tap();
-        t.up = true;
+        // Already converged: nothing.
         let opts = PortOptions {
-            isolated: Some(true),
+            vlan: Some(20),
+            tagged: vec![VlanRange {
+                first: 30,
+                last: 39,
+            }],
             ..PortOptions::default()
         };
-        let p = plan_up(&t, &bridge(1500, false), &opts).unwrap();
-        assert_eq!(p.attach.master, Some(2));
-        assert_eq!(p.attach.up, Some(false));
-        assert!(p.up_last);
-        // Without port options it joins as it is.
-        let p = plan_up(&t, &bridge(1500, false), &PortOptions::default()).unwrap();
-        assert_eq!(p.attach.up, None);
-        assert!(!p.up_last);
+        assert!(up(&attach(t, b, opts, Some(now))).unwrap().is_empty());
     }
 
     #[test]
-    fn attached_but_down_tap_gets_its_port_options_again() {
-        let mut t = tap();
-        t.master = Some(2);
-        let opts = PortOptions {
-            hairpin: Some(true),
-            ..PortOptions::default()
-        };
-        let p = plan_up(&t, &bridge(1500, false), &opts).unwrap();
-        assert_eq!(p.attach.master, None);
-        assert_eq!(p.port.hairpin, Some(true));
-        assert!(p.up_last);
-    }
-
-    #[test]
-    fn describe_lists_every_option() {
+    fn describe_lists_every_change() {
         let opts = PortOptions {
             mtu: Mtu::Fixed(1400),
             vlan: Some(20),
@@ -515,8 +909,7 @@ mod tests {
             flood: Some(true),
             tap_mac: TapMac::Fe,
         };
-        let b = vlan_bridge(1);
-        let lines = plan_up(&tap(), &b, &opts).unwrap().describe(&b);
+        let lines = plan(tap(), vlan_bridge(1), opts).describe("br0");
         assert_eq!(
             lines,
             [
@@ -524,12 +917,10 @@ mod tests {
                 "set mtu 1400",
                 "attach to bridge br0",
                 "set bridge-port isolated on",
-                "set bridge-port hairpin off",
                 "set bridge-port learning off",
-                "set bridge-port flood on",
                 "remove vlan 1",
-                "add vlan 20 pvid untagged",
                 "add vlan 10 tagged",
+                "add vlan 20 pvid untagged",
                 "add vlan 30-39 tagged",
                 "set up",
             ]
@@ -537,35 +928,25 @@ mod tests {
     }
 
     #[test]
-    fn undo_restores() {
-        let t = tap();
-        let p = plan_up(&t, &bridge(1400, false), &PortOptions::default()).unwrap();
-        let u = p.undo(&t);
-        assert_eq!(u.master, Some(0));
-        assert_eq!(u.mtu, Some(1500));
-        assert_eq!(u.up, Some(false));
-        assert_eq!(u.address, Some([0x52, 0x54, 0, 1, 2, 3]));
-        // A tap that was up before still ends down: a failed attach passes no traffic.
-        let mut t = tap();
-        t.up = true;
-        t.master = Some(7);
-        let u = p.undo(&t);
-        assert_eq!((u.master, u.up), (Some(7), Some(false)));
-    }
-
-    #[test]
     fn down_plan() {
-        let mut t = tap();
-        assert!(plan_down(&t).is_empty());
-        t.master = Some(2);
-        t.up = true;
+        let d = |t: Link| Detach {
+            tap: Tap {
+                name: IfName::parse("vmtap0").unwrap(),
+                link: t,
+            },
+            master: None,
+        };
+        assert!(down(&d(tap())).is_empty());
+        let b = bridge(1500, false);
+        let p = down(&d(on_bridge(tap(), &b)));
         assert_eq!(
-            plan_down(&t),
-            LinkChange {
+            p.steps,
+            [link(LinkChange {
                 master: Some(0),
                 up: Some(false),
                 ..LinkChange::default()
-            }
+            })]
         );
+        assert_eq!(p.describe("br0"), ["detach from br0", "set down"]);
     }
 }

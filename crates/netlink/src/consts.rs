@@ -1,32 +1,70 @@
-//! Attribute numbers and flags that neli does not define (from `<linux/if_link.h>`,
-//! `<linux/if_bridge.h>`, `<linux/netlink.h>` and `<linux/rtnetlink.h>`).
+//! Numbers of the kernel's netlink ABI, each from the UAPI header named in its module (neli's own
+//! enums cover only part of them). They are part of the kernel's stable ABI: the values never change.
 
-/// `NLA_F_NESTED`: set on attributes whose payload is a list of attributes.
-pub const NLA_F_NESTED: u16 = 1 << 15;
-/// `NLA_F_NET_BYTEORDER`.
-pub const NLA_F_NET_BYTEORDER: u16 = 1 << 14;
-/// Mask that strips both flag bits from an attribute type.
-pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
+/// `<linux/netlink.h>`: message types, header flags and attribute flag bits.
+pub mod nl {
+    /// `NLMSG_HDRLEN`: the aligned size of `struct nlmsghdr`.
+    pub const HDRLEN: usize = 16;
+    /// `NLMSG_ERROR`: an error, or with error code 0 an acknowledgement.
+    pub const MSG_ERROR: u16 = 2;
+    /// `NLMSG_DONE`: the end of a dump.
+    pub const MSG_DONE: u16 = 3;
+    /// `NLM_F_MULTI`: one part of a multi-part reply.
+    pub const F_MULTI: u16 = 0x2;
+    /// `NLM_F_CAPPED` (in an `NLMSG_ERROR`): only the request's header was echoed.
+    pub const F_CAPPED: u16 = 0x100;
+    /// `NLM_F_ACK_TLVS` (in an `NLMSG_ERROR`): extended-ack attributes follow the echo.
+    pub const F_ACK_TLVS: u16 = 0x200;
+    /// `NLMSGERR_ATTR_MSG`: the extended ack's text.
+    pub const ERR_ATTR_MSG: u16 = 1;
+    /// `NLA_F_NESTED`: set on attributes whose payload is a list of attributes.
+    pub const NLA_F_NESTED: u16 = 1 << 15;
+    /// `NLA_F_NET_BYTEORDER`.
+    pub const NLA_F_NET_BYTEORDER: u16 = 1 << 14;
+    /// Strips both flag bits from an attribute type (`NLA_TYPE_MASK`).
+    pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
+}
 
-/// `AF_BRIDGE`, the family of bridge-port (`ndo_bridge_setlink`) messages.
+/// `<linux/socket.h>`: `AF_BRIDGE`, the family of bridge-port (`ndo_bridge_setlink`) messages.
 pub const AF_BRIDGE: u8 = 7;
 
-/// `IFLA_EXT_MASK` and the filter bit that leaves the statistics out of a link reply.
-pub const IFLA_EXT_MASK: u16 = 29;
-pub const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+/// `<net/if.h>`: the link flags we read and set.
+pub const IFF_UP: u32 = 0x1;
+pub const IFF_LOOPBACK: u32 = 0x8;
 
-/// `IFLA_TUN_*`: nested in `IFLA_LINKINFO` / `IFLA_INFO_DATA` of a link of kind `tun`.
+/// `<linux/if_link.h>`, `<linux/rtnetlink.h>`: link attributes (`IFLA_*`).
+pub mod ifla {
+    pub const ADDRESS: u16 = 1;
+    pub const IFNAME: u16 = 3;
+    pub const MTU: u16 = 4;
+    pub const MASTER: u16 = 10;
+    pub const PROTINFO: u16 = 12;
+    pub const LINKINFO: u16 = 18;
+    pub const AF_SPEC: u16 = 26;
+    /// `IFLA_EXT_MASK`, and its filter bits (`RTEXT_FILTER_*`).
+    pub const EXT_MASK: u16 = 29;
+    pub const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+    /// `IFLA_MAX_MTU` (since Linux 4.19).
+    pub const MAX_MTU: u16 = 51;
+    /// `IFLA_INFO_*`, nested in `IFLA_LINKINFO`.
+    pub const INFO_KIND: u16 = 1;
+    pub const INFO_DATA: u16 = 2;
+    pub const INFO_SLAVE_KIND: u16 = 4;
+    pub const INFO_SLAVE_DATA: u16 = 5;
+}
+
+/// `<linux/if_link.h>` `IFLA_TUN_*`: in `IFLA_INFO_DATA` of a link of kind `tun`; and the tun
+/// type values of `<linux/if_tun.h>`.
 pub mod tun {
     pub const OWNER: u16 = 1;
     pub const GROUP: u16 = 2;
     pub const TYPE: u16 = 3;
     pub const PERSIST: u16 = 6;
-    /// Values of `IFLA_TUN_TYPE`.
-    pub const IFF_TUN: u8 = 0x0001;
+    /// `IFF_TAP`, the value of `IFLA_TUN_TYPE` for a tap.
     pub const IFF_TAP: u8 = 0x0002;
 }
 
-/// `IFLA_BR_*`: nested in `IFLA_LINKINFO` / `IFLA_INFO_DATA` of a link of kind `bridge`.
+/// `<linux/if_link.h>` `IFLA_BR_*`: in `IFLA_INFO_DATA` of a link of kind `bridge`.
 pub mod br {
     pub const FORWARD_DELAY: u16 = 1;
     pub const STP_STATE: u16 = 5;
@@ -36,25 +74,30 @@ pub mod br {
     pub const VLAN_DEFAULT_PVID: u16 = 39;
 }
 
-/// `IFLA_BRPORT_*`: nested in `IFLA_PROTINFO` of an `AF_BRIDGE` message.
+/// `<linux/if_link.h>` `IFLA_BRPORT_*`: nested in `IFLA_PROTINFO` of an `AF_BRIDGE` message, and
+/// in `IFLA_INFO_SLAVE_DATA` of a bridge port's link reply.
 pub mod brport {
-    pub const MODE: u16 = 4; // hairpin
+    /// Hairpin mode.
+    pub const MODE: u16 = 4;
     pub const LEARNING: u16 = 8;
     pub const UNICAST_FLOOD: u16 = 9;
     pub const ISOLATED: u16 = 33;
 }
 
-/// `IFLA_BRIDGE_*`: nested in `IFLA_AF_SPEC` of an `AF_BRIDGE` message.
-pub mod bridge_af {
-    pub const FLAGS: u16 = 0;
+/// `<linux/if_bridge.h>`: `IFLA_BRIDGE_*` (nested in `IFLA_AF_SPEC` of an `AF_BRIDGE` message),
+/// the flags of `struct bridge_vlan_info`, and the `RTM_GETVLAN` dump (`struct br_vlan_msg`,
+/// `BRIDGE_VLANDB_*`, since Linux 5.8).
+pub mod bridge {
     pub const VLAN_INFO: u16 = 2;
-    /// `BRIDGE_FLAGS_SELF`
-    pub const FLAGS_SELF: u16 = 2;
-    /// `BRIDGE_VLAN_INFO_*` flags of `struct bridge_vlan_info`.
     pub const VLAN_INFO_PVID: u16 = 1 << 1;
     pub const VLAN_INFO_UNTAGGED: u16 = 1 << 2;
     pub const VLAN_INFO_RANGE_BEGIN: u16 = 1 << 3;
     pub const VLAN_INFO_RANGE_END: u16 = 1 << 4;
-    /// `RTEXT_FILTER_BRVLAN`: ask for the port's VLANs in a get-link reply.
-    pub const RTEXT_FILTER_BRVLAN: u32 = 1 << 1;
+    /// `RTM_NEWVLAN` / `RTM_GETVLAN` of `<linux/rtnetlink.h>`.
+    pub const RTM_NEWVLAN: u16 = 112;
+    pub const RTM_GETVLAN: u16 = 114;
+    /// `BRIDGE_VLANDB_ENTRY` and its children.
+    pub const VLANDB_ENTRY: u16 = 1;
+    pub const VLANDB_ENTRY_INFO: u16 = 1;
+    pub const VLANDB_ENTRY_RANGE: u16 = 2;
 }

@@ -1,6 +1,8 @@
 use std::fmt;
 use std::io;
 
+use nix::errno::Errno;
+
 /// The rtnetlink operation that failed, named for the error message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -8,6 +10,7 @@ pub enum Op {
     GetLink,
     SetLink,
     SetBridgePort,
+    GetVlans,
     GetRoute,
 }
 
@@ -18,6 +21,7 @@ impl fmt::Display for Op {
             Op::GetLink => "looking up a link",
             Op::SetLink => "changing a link",
             Op::SetBridgePort => "setting bridge-port options",
+            Op::GetVlans => "reading the port's VLANs",
             Op::GetRoute => "reading the routing table",
         })
     }
@@ -34,17 +38,13 @@ pub enum NetlinkError {
         source: io::Error,
     },
     /// The kernel answered the request with an error.
-    #[error("{op}: {}{}", nix::errno::Errno::from_raw(*errno).desc(), ext_ack.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    #[error("{op}: {}{}", errno.desc(), ext_ack.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
     Kernel {
         op: Op,
-        /// Positive errno value.
-        errno: i32,
+        errno: Errno,
         /// The kernel's extended-ack message, if it sent one.
         ext_ack: Option<String>,
     },
-    /// A request could not be encoded (a bug, never input-dependent in practice).
-    #[error("{op}: cannot encode the request: {detail}")]
-    Encode { op: Op, detail: String },
     /// The kernel's reply could not be understood.
     #[error("{op}: unexpected netlink reply: {detail}")]
     Malformed { op: Op, detail: String },
@@ -52,20 +52,17 @@ pub enum NetlinkError {
 
 impl NetlinkError {
     /// The errno of a kernel or socket error, if any.
-    pub fn errno(&self) -> Option<i32> {
+    pub fn errno(&self) -> Option<Errno> {
         match self {
             NetlinkError::Kernel { errno, .. } => Some(*errno),
-            NetlinkError::Io { source, .. } => source.raw_os_error(),
-            _ => None,
+            NetlinkError::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            NetlinkError::Malformed { .. } => None,
         }
     }
 
     /// True when the error means "not permitted": the caller lacks CAP_NET_ADMIN.
     pub fn is_permission(&self) -> bool {
-        matches!(
-            self.errno(),
-            Some(libc_errno::EPERM) | Some(libc_errno::EACCES)
-        )
+        matches!(self.errno(), Some(Errno::EPERM | Errno::EACCES))
     }
 
     pub(crate) fn malformed(op: Op, detail: impl Into<String>) -> Self {
@@ -74,21 +71,4 @@ impl NetlinkError {
             detail: detail.into(),
         }
     }
-
-    pub(crate) fn encode(op: Op, err: impl fmt::Display) -> Self {
-        NetlinkError::Encode {
-            op,
-            detail: err.to_string(),
-        }
-    }
-}
-
-/// The few errno values callers test for.
-pub mod libc_errno {
-    pub const EPERM: i32 = 1;
-    pub const ENOENT: i32 = 2;
-    pub const EACCES: i32 = 13;
-    pub const EBUSY: i32 = 16;
-    pub const ENODEV: i32 = 19;
-    pub const EOPNOTSUPP: i32 = 95;
 }

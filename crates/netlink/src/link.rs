@@ -1,23 +1,30 @@
 //! Link operations: look a link up (by name or index, never by dumping them all), change it,
-//! set its bridge-port attributes.
+//! read and set its bridge-port flags and VLANs.
 
-use neli::consts::nl::NlmF;
-use neli::consts::rtnl::{Iff, Ifla, RtAddrFamily, Rtm};
-use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
-use neli::types::{Buffer, RtBuffer};
+use neli::consts::rtnl::Rtm;
 
-use crate::consts::{self, NLA_F_NESTED, NLA_TYPE_MASK};
-use crate::error::{libc_errno, NetlinkError, Op};
-use crate::socket::{c_string, Socket};
+use crate::consts::{self, br, bridge, brport, ifla, tun, AF_BRIDGE};
+use crate::error::{NetlinkError, Op};
+use crate::socket::{ifinfomsg, Socket, IFINFOMSG_LEN, NLM_F_DUMP};
+use crate::wire::{self, attrs, c_string, flag_of, nest, push_attr, u16_of, u32_of};
+
+use crate::consts::ifla::{
+    ADDRESS as IFLA_ADDRESS, AF_SPEC as IFLA_AF_SPEC, IFNAME as IFLA_IFNAME,
+    LINKINFO as IFLA_LINKINFO, MASTER as IFLA_MASTER, MTU as IFLA_MTU, PROTINFO as IFLA_PROTINFO,
+};
+use crate::consts::{IFF_LOOPBACK, IFF_UP};
 
 /// What the kernel says about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub index: u32,
+    /// The kernel's name of the link (never an alternative name, even when the lookup used one).
     pub name: String,
     /// `IFLA_INFO_KIND` (`tun`, `bridge`, `veth`, …); `None` for links without one (`lo`, NICs).
     pub kind: Option<String>,
     pub mtu: u32,
+    /// `IFLA_MAX_MTU`: the largest MTU the device accepts (not reported before Linux 4.19).
+    pub max_mtu: Option<u32>,
     /// ifindex of the master device (the bridge), if any.
     pub master: Option<u32>,
     /// `IFF_UP` is set.
@@ -30,6 +37,8 @@ pub struct Link {
     pub tun: Option<TunInfo>,
     /// For links of kind `bridge`.
     pub bridge: Option<BridgeInfo>,
+    /// For a port of a bridge: its flags (`IFLA_INFO_SLAVE_DATA`).
+    pub port: Option<PortFlags>,
 }
 
 /// `IFLA_TUN_*` of a tun/tap link.
@@ -64,6 +73,26 @@ impl BridgeInfo {
     }
 }
 
+/// The flags of a bridge port (`IFLA_BRPORT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortFlags {
+    pub isolated: bool,
+    pub hairpin: bool,
+    pub learning: bool,
+    pub flood: bool,
+}
+
+impl PortFlags {
+    /// What the kernel gives a new bridge port (`new_nbp()`): learning and unicast flooding on,
+    /// hairpin and isolation off.
+    pub const NEW_PORT: PortFlags = PortFlags {
+        isolated: false,
+        hairpin: false,
+        learning: true,
+        flood: true,
+    };
+}
+
 impl Link {
     /// True for a tap: kind `tun` with tun type tap.
     pub fn is_tap(&self) -> bool {
@@ -74,21 +103,26 @@ impl Link {
         self.kind.as_deref() == Some("bridge")
     }
 
-    /// A short description for messages: "a veth", "a tun (not a tap)", "the loopback device".
+    /// A short description for messages: "a veth device", "a tun device", "the loopback device".
     pub fn describe(&self) -> String {
         if self.loopback {
             return "the loopback device".into();
         }
-        match (self.kind.as_deref(), self.tun) {
-            (Some("tun"), Some(t)) if !t.tap => "a tun device (not a tap)".into(),
-            (Some(kind), _) => format!("a {kind} device"),
-            (None, _) => "a device with no link kind (a physical NIC?)".into(),
+        match self.kind.as_deref() {
+            Some(kind) => format!("a {kind} device"),
+            None => "a device with no link kind (a physical NIC?)".into(),
         }
     }
 }
 
-/// The changes one `RTM_SETLINK` makes. The kernel applies them in this order: address, MTU,
-/// up/down, master. Fields left `None` are not touched.
+/// The changes one `RTM_SETLINK` makes. Fields left `None` are not touched.
+///
+/// The kernel (`do_setlink()` in net/core/rtnetlink.c) applies the address and the MTU before
+/// the up/down flag and the master, in every version. Whether the flag or the master comes first
+/// differs: the flag first, except in Linux 6.7 (commit a4abfa627c38 put the master first; its
+/// revert in 6.8 restored the order, and was backported to 6.7.y). So a change that must happen
+/// before the tap joins its bridge (setting it down) is never combined with `master`: see the
+/// planner.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkChange {
     pub address: Option<[u8; 6]>,
@@ -113,70 +147,41 @@ pub struct VlanEntry {
     pub untagged: bool,
 }
 
-/// Bridge-port settings sent in one `AF_BRIDGE` `RTM_SETLINK`.
+/// Bridge-port settings: flags and VLANs to add in one `AF_BRIDGE` `RTM_SETLINK`, VLANs to
+/// remove in an `AF_BRIDGE` `RTM_DELLINK` sent first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BridgePort {
     pub isolated: Option<bool>,
     pub hairpin: Option<bool>,
     pub learning: Option<bool>,
     pub flood: Option<bool>,
-    /// VLANs to add to the port.
+    /// VLANs to add to the port (or to change the flags of).
     pub add_vlans: Vec<VlanEntry>,
-    /// VLANs to remove from the port (sent in a separate `RTM_DELLINK`, before the adds).
+    /// VLANs to remove from the port.
     pub del_vlans: Vec<VlanEntry>,
 }
 
 impl BridgePort {
-    fn has_flags(&self) -> bool {
-        self.isolated.is_some()
-            || self.hairpin.is_some()
-            || self.learning.is_some()
-            || self.flood.is_some()
+    fn flags(&self) -> Vec<(u16, Vec<u8>)> {
+        [
+            (brport::ISOLATED, self.isolated),
+            (brport::MODE, self.hairpin),
+            (brport::LEARNING, self.learning),
+            (brport::UNICAST_FLOOD, self.flood),
+        ]
+        .into_iter()
+        .filter_map(|(ty, v)| v.map(|on| (ty, vec![u8::from(on)])))
+        .collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.has_flags() && self.add_vlans.is_empty() && self.del_vlans.is_empty()
+        *self == BridgePort::default()
     }
-}
-
-fn attr<P: neli::Size + neli::ToBytes>(
-    op: Op,
-    ty: u16,
-    payload: P,
-) -> Result<Rtattr<Ifla, Buffer>, NetlinkError> {
-    RtattrBuilder::default()
-        .rta_type(Ifla::from(ty))
-        .rta_payload(payload)
-        .build()
-        .map_err(|e| NetlinkError::encode(op, e))
-}
-
-/// A nested attribute built from raw (type, payload) children.
-fn nested(
-    op: Op,
-    ty: u16,
-    children: &[(u16, Vec<u8>)],
-) -> Result<Rtattr<Ifla, Buffer>, NetlinkError> {
-    let mut body = Vec::new();
-    for (cty, payload) in children {
-        let len = 4 + payload.len();
-        body.extend_from_slice(&(len as u16).to_ne_bytes());
-        body.extend_from_slice(&cty.to_ne_bytes());
-        body.extend_from_slice(payload);
-        body.resize((body.len() + 3) & !3, 0);
-    }
-    attr(op, ty | NLA_F_NESTED, Buffer::from(body))
-}
-
-fn name_payload(name: &str) -> Buffer {
-    let mut b = Vec::with_capacity(name.len() + 1);
-    b.extend_from_slice(name.as_bytes());
-    b.push(0);
-    Buffer::from(b)
 }
 
 impl Socket {
-    /// `RTM_GETLINK` by name. `Ok(None)` when no such link exists.
+    /// `RTM_GETLINK` by name (the kernel also matches alternative names: the reply carries the
+    /// link's own name). `Ok(None)` when no such link exists.
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
         self.get_link(0, Some(name))
     }
@@ -188,64 +193,46 @@ impl Socket {
 
     fn get_link(&mut self, index: u32, name: Option<&str>) -> Result<Option<Link>, NetlinkError> {
         let op = Op::GetLink;
-        let index = i32::try_from(index)
-            .map_err(|_| NetlinkError::malformed(op, "ifindex out of range"))?;
-        let mut attrs = RtBuffer::new();
+        let mut body = ifinfomsg(0, index, 0, 0);
         if let Some(name) = name {
-            attrs.push(attr(op, u16::from(Ifla::Ifname), name_payload(name))?);
+            let mut z = name.as_bytes().to_vec();
+            z.push(0);
+            push_attr(&mut body, IFLA_IFNAME, &z);
         }
-        attrs.push(attr(
-            op,
-            consts::IFLA_EXT_MASK,
-            consts::RTEXT_FILTER_SKIP_STATS,
-        )?);
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(index)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| NetlinkError::encode(op, e))?;
-        let replies = match self.exchange::<_, Ifinfomsg>(op, Rtm::Getlink, NlmF::empty(), msg) {
+        push_attr(
+            &mut body,
+            ifla::EXT_MASK,
+            &ifla::RTEXT_FILTER_SKIP_STATS.to_ne_bytes(),
+        );
+        let replies = match self.request(op, Rtm::Getlink.into(), 0, &body) {
             Ok(r) => r,
-            Err(e) if e.errno() == Some(libc_errno::ENODEV) => return Ok(None),
+            Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => return Ok(None),
             Err(e) => return Err(e),
         };
-        match replies.into_iter().next() {
-            Some(info) => parse_link(&info).map(Some),
+        match replies.first() {
+            Some(payload) => parse_link(payload).map(Some),
             None => Err(NetlinkError::malformed(op, "no link in the reply")),
         }
     }
 
     /// `RTM_SETLINK` on ifindex `index` with everything in `change`, in one message.
     pub fn set_link(&mut self, index: u32, change: &LinkChange) -> Result<(), NetlinkError> {
-        let op = Op::SetLink;
-        let mut attrs = RtBuffer::new();
+        let (flags, mask) = match change.up {
+            Some(true) => (IFF_UP, IFF_UP),
+            Some(false) => (0, IFF_UP),
+            None => (0, 0),
+        };
+        let mut body = ifinfomsg(0, index, flags, mask);
         if let Some(mac) = change.address {
-            attrs.push(attr(op, u16::from(Ifla::Address), Buffer::from(&mac[..]))?);
+            push_attr(&mut body, IFLA_ADDRESS, &mac);
         }
         if let Some(mtu) = change.mtu {
-            attrs.push(attr(op, u16::from(Ifla::Mtu), mtu)?);
+            push_attr(&mut body, IFLA_MTU, &mtu.to_ne_bytes());
         }
         if let Some(master) = change.master {
-            attrs.push(attr(op, u16::from(Ifla::Master), master)?);
+            push_attr(&mut body, IFLA_MASTER, &master.to_ne_bytes());
         }
-        let (flags, mask) = match change.up {
-            Some(true) => (Iff::UP, Iff::UP),
-            Some(false) => (Iff::empty(), Iff::UP),
-            None => (Iff::empty(), Iff::empty()),
-        };
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(
-                i32::try_from(index)
-                    .map_err(|_| NetlinkError::malformed(op, "ifindex out of range"))?,
-            )
-            .ifi_flags(flags)
-            .ifi_change(mask)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| NetlinkError::encode(op, e))?;
-        self.exchange::<_, Ifinfomsg>(op, Rtm::Setlink, NlmF::empty(), msg)
+        self.request(Op::SetLink, Rtm::Setlink.into(), 0, &body)
             .map(drop)
     }
 
@@ -255,128 +242,148 @@ impl Socket {
     pub fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError> {
         let op = Op::SetBridgePort;
         if !port.del_vlans.is_empty() {
-            let msg = bridge_msg(op, index, None, &port.del_vlans)?;
-            self.exchange::<_, Ifinfomsg>(op, Rtm::Dellink, NlmF::empty(), msg)?;
+            let body = bridge_msg(index, &[], &port.del_vlans);
+            self.request(op, Rtm::Dellink.into(), 0, &body)?;
         }
-        if port.has_flags() || !port.add_vlans.is_empty() {
-            let mut flags = Vec::new();
-            let mut flag = |ty: u16, v: Option<bool>| {
-                if let Some(v) = v {
-                    flags.push((ty, vec![u8::from(v)]));
-                }
-            };
-            flag(consts::brport::ISOLATED, port.isolated);
-            flag(consts::brport::MODE, port.hairpin);
-            flag(consts::brport::LEARNING, port.learning);
-            flag(consts::brport::UNICAST_FLOOD, port.flood);
-            let protinfo = if flags.is_empty() { None } else { Some(flags) };
-            let msg = bridge_msg(op, index, protinfo, &port.add_vlans)?;
-            self.exchange::<_, Ifinfomsg>(op, Rtm::Setlink, NlmF::empty(), msg)?;
+        let flags = port.flags();
+        if !flags.is_empty() || !port.add_vlans.is_empty() {
+            let body = bridge_msg(index, &flags, &port.add_vlans);
+            self.request(op, Rtm::Setlink.into(), 0, &body)?;
         }
         Ok(())
     }
+
+    /// The VLANs of bridge port `index`, by an `RTM_GETVLAN` dump filtered to that port (Linux
+    /// 5.8 and later). Ranges come back as one entry.
+    pub fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError> {
+        // struct br_vlan_msg: family, two reserved fields, ifindex.
+        let mut body = vec![AF_BRIDGE, 0, 0, 0];
+        body.extend_from_slice(&index.to_ne_bytes());
+        let replies = self.request(Op::GetVlans, bridge::RTM_GETVLAN, NLM_F_DUMP, &body)?;
+        let mut out = Vec::new();
+        for payload in &replies {
+            out.extend(parse_vlans(payload, index));
+        }
+        Ok(out)
+    }
 }
 
-/// An `AF_BRIDGE` link message for port `index` with optional `IFLA_PROTINFO` children and VLAN
+/// An `AF_BRIDGE` link message for port `index` with `IFLA_PROTINFO` children (flags) and VLAN
 /// entries (`IFLA_AF_SPEC`), ranges encoded with the RANGE_BEGIN/RANGE_END flags.
-fn bridge_msg(
-    op: Op,
-    index: u32,
-    protinfo: Option<Vec<(u16, Vec<u8>)>>,
-    vlans: &[VlanEntry],
-) -> Result<Ifinfomsg, NetlinkError> {
-    let mut attrs = RtBuffer::new();
-    if let Some(children) = protinfo {
-        attrs.push(nested(op, u16::from(Ifla::Protinfo), &children)?);
+/// `IFLA_PROTINFO` must carry `NLA_F_NESTED`: without it the kernel reads the payload as a legacy
+/// STP port state.
+fn bridge_msg(index: u32, protinfo: &[(u16, Vec<u8>)], vlans: &[VlanEntry]) -> Vec<u8> {
+    let mut body = ifinfomsg(AF_BRIDGE, index, 0, 0);
+    if !protinfo.is_empty() {
+        push_attr(
+            &mut body,
+            IFLA_PROTINFO | consts::nl::NLA_F_NESTED,
+            &nest(protinfo),
+        );
     }
     if !vlans.is_empty() {
-        use consts::bridge_af::*;
         let mut children = Vec::new();
         for v in vlans {
             let mut base = 0u16;
             if v.pvid {
-                base |= VLAN_INFO_PVID;
+                base |= bridge::VLAN_INFO_PVID;
             }
             if v.untagged {
-                base |= VLAN_INFO_UNTAGGED;
+                base |= bridge::VLAN_INFO_UNTAGGED;
             }
             let info = |flags: u16, vid: u16| {
                 let mut b = flags.to_ne_bytes().to_vec();
                 b.extend_from_slice(&vid.to_ne_bytes());
-                (VLAN_INFO, b)
+                (bridge::VLAN_INFO, b)
             };
             if v.first == v.last {
                 children.push(info(base, v.first));
             } else {
-                children.push(info(base | VLAN_INFO_RANGE_BEGIN, v.first));
-                children.push(info(base | VLAN_INFO_RANGE_END, v.last));
+                children.push(info(base | bridge::VLAN_INFO_RANGE_BEGIN, v.first));
+                children.push(info(base | bridge::VLAN_INFO_RANGE_END, v.last));
             }
         }
-        attrs.push(nested(op, u16::from(Ifla::AfSpec), &children)?);
+        push_attr(
+            &mut body,
+            IFLA_AF_SPEC | consts::nl::NLA_F_NESTED,
+            &nest(&children),
+        );
     }
-    IfinfomsgBuilder::default()
-        .ifi_family(RtAddrFamily::from(consts::AF_BRIDGE))
-        .ifi_index(
-            i32::try_from(index)
-                .map_err(|_| NetlinkError::malformed(op, "ifindex out of range"))?,
-        )
-        .rtattrs(attrs)
-        .build()
-        .map_err(|e| NetlinkError::encode(op, e))
+    body
 }
 
-/// Walk a nested attribute payload: (type without flag bits, payload) pairs.
-fn walk(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        if b.len() < 4 {
-            return None;
+/// The VLAN entries of one `RTM_NEWVLAN` reply, if it is about port `index`.
+fn parse_vlans(payload: &[u8], index: u32) -> Vec<VlanEntry> {
+    let mut out = Vec::new();
+    let (Some(head), Some(rest)) = (payload.get(..8), payload.get(8..)) else {
+        return out;
+    };
+    if u32_of(&head[4..]) != Some(index) {
+        return out;
+    }
+    for (ty, entry) in attrs(rest) {
+        if ty != bridge::VLANDB_ENTRY {
+            continue;
         }
-        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-        let ty = u16::from_ne_bytes([b[2], b[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > b.len() {
-            return None;
-        }
-        let payload = &b[4..len];
-        b = b.get((len + 3) & !3..).unwrap_or(&[]);
-        Some((ty, payload))
-    })
+        let Some(info) = wire::attr(entry, bridge::VLANDB_ENTRY_INFO) else {
+            continue;
+        };
+        let (Some(flags), Some(vid)) = (u16_of(info), info.get(2..).and_then(u16_of)) else {
+            continue;
+        };
+        let last = wire::attr(entry, bridge::VLANDB_ENTRY_RANGE)
+            .and_then(u16_of)
+            .unwrap_or(vid);
+        out.push(VlanEntry {
+            first: vid,
+            last: last.max(vid),
+            pvid: flags & bridge::VLAN_INFO_PVID != 0,
+            untagged: flags & bridge::VLAN_INFO_UNTAGGED != 0,
+        });
+    }
+    out
 }
 
-fn u32_of(p: &[u8]) -> Option<u32> {
-    Some(u32::from_ne_bytes(p.get(..4)?.try_into().ok()?))
-}
-
-fn parse_link(info: &Ifinfomsg) -> Result<Link, NetlinkError> {
+/// A link from the payload of an `RTM_NEWLINK` reply (`struct ifinfomsg` and attributes).
+pub fn parse_link(payload: &[u8]) -> Result<Link, NetlinkError> {
     let op = Op::GetLink;
-    let index = u32::try_from(*info.ifi_index())
-        .map_err(|_| NetlinkError::malformed(op, "negative ifindex"))?;
-    let flags = info.ifi_flags();
+    let head = payload
+        .get(..IFINFOMSG_LEN)
+        .ok_or_else(|| NetlinkError::malformed(op, "short link message"))?;
+    let index = u32_of(&head[4..8]).unwrap_or(0);
+    let flags = u32_of(&head[8..12]).unwrap_or(0);
+    if index == 0 || index > i32::MAX as u32 {
+        return Err(NetlinkError::malformed(op, "bad ifindex"));
+    }
     let mut link = Link {
         index,
         name: String::new(),
         kind: None,
         mtu: 0,
+        max_mtu: None,
         master: None,
-        up: flags.contains(Iff::UP),
-        loopback: flags.contains(Iff::LOOPBACK),
+        up: flags & IFF_UP != 0,
+        loopback: flags & IFF_LOOPBACK != 0,
         address: None,
         tun: None,
         bridge: None,
+        port: None,
     };
-    let mut info_data: Option<&[u8]> = None;
-    for a in info.rtattrs().iter() {
-        let ty = u16::from(*a.rta_type()) & NLA_TYPE_MASK;
-        let p = a.rta_payload().as_ref();
-        match Ifla::from(ty) {
-            Ifla::Ifname => link.name = c_string(p),
-            Ifla::Mtu => link.mtu = u32_of(p).unwrap_or(0),
-            Ifla::Master => link.master = u32_of(p).filter(|&m| m != 0),
-            Ifla::Address => link.address = Some(p.to_vec()),
-            Ifla::Linkinfo => {
-                for (ity, ip) in walk(p) {
+    let (mut info_data, mut slave_kind, mut slave_data) = (None, None, None);
+    for (ty, p) in attrs(&payload[IFINFOMSG_LEN..]) {
+        match ty {
+            IFLA_IFNAME => link.name = c_string(p),
+            IFLA_MTU => link.mtu = u32_of(p).unwrap_or(0),
+            ifla::MAX_MTU => link.max_mtu = u32_of(p),
+            IFLA_MASTER => link.master = u32_of(p).filter(|&m| m != 0),
+            IFLA_ADDRESS => link.address = Some(p.to_vec()),
+            IFLA_LINKINFO => {
+                for (ity, ip) in attrs(p) {
                     match ity {
-                        1 => link.kind = Some(c_string(ip)), // IFLA_INFO_KIND
-                        2 => info_data = Some(ip),           // IFLA_INFO_DATA
+                        ifla::INFO_KIND => link.kind = Some(c_string(ip)),
+                        ifla::INFO_DATA => info_data = Some(ip),
+                        ifla::INFO_SLAVE_KIND => slave_kind = Some(c_string(ip)),
+                        ifla::INFO_SLAVE_DATA => slave_data = Some(ip),
                         _ => {}
                     }
                 }
@@ -384,49 +391,238 @@ fn parse_link(info: &Ifinfomsg) -> Result<Link, NetlinkError> {
             _ => {}
         }
     }
-    match (link.kind.as_deref(), info_data) {
-        (Some("tun"), data) => {
-            let mut t = TunInfo {
-                tap: false,
-                owner: None,
-                group: None,
-                persist: false,
-            };
-            for (ty, p) in walk(data.unwrap_or(&[])) {
-                match ty {
-                    consts::tun::OWNER => t.owner = u32_of(p),
-                    consts::tun::GROUP => t.group = u32_of(p),
-                    consts::tun::TYPE => t.tap = p.first() == Some(&consts::tun::IFF_TAP),
-                    consts::tun::PERSIST => t.persist = p.first().is_some_and(|&v| v != 0),
-                    _ => {}
-                }
-            }
-            link.tun = Some(t);
-        }
-        (Some("bridge"), data) => {
-            let mut b = BridgeInfo::default();
-            for (ty, p) in walk(data.unwrap_or(&[])) {
-                match ty {
-                    consts::br::VLAN_FILTERING => {
-                        b.vlan_filtering = p.first().is_some_and(|&v| v != 0)
-                    }
-                    consts::br::STP_STATE => b.stp = u32_of(p).is_some_and(|v| v != 0),
-                    consts::br::FORWARD_DELAY => b.forward_delay = u32_of(p).unwrap_or(0),
-                    consts::br::VLAN_DEFAULT_PVID => {
-                        b.default_pvid = p.get(..2).map(|v| u16::from_ne_bytes([v[0], v[1]]))
-                    }
-                    consts::br::NF_CALL_IPTABLES => {
-                        b.nf_call_iptables = p.first().is_some_and(|&v| v != 0)
-                    }
-                    _ => {}
-                }
-            }
-            link.bridge = Some(b);
-        }
+    let data = info_data.unwrap_or(&[]);
+    match link.kind.as_deref() {
+        Some("tun") => link.tun = Some(parse_tun(data)),
+        Some("bridge") => link.bridge = Some(parse_bridge(data)),
         _ => {}
+    }
+    if slave_kind.as_deref() == Some("bridge") {
+        link.port = Some(parse_port(slave_data.unwrap_or(&[])));
     }
     if link.name.is_empty() {
         return Err(NetlinkError::malformed(op, "link without a name"));
     }
     Ok(link)
+}
+
+fn parse_tun(data: &[u8]) -> TunInfo {
+    let mut t = TunInfo {
+        tap: false,
+        owner: None,
+        group: None,
+        persist: false,
+    };
+    for (ty, p) in attrs(data) {
+        match ty {
+            tun::OWNER => t.owner = u32_of(p),
+            tun::GROUP => t.group = u32_of(p),
+            tun::TYPE => t.tap = p.first() == Some(&tun::IFF_TAP),
+            tun::PERSIST => t.persist = flag_of(p).unwrap_or(false),
+            _ => {}
+        }
+    }
+    t
+}
+
+fn parse_bridge(data: &[u8]) -> BridgeInfo {
+    let mut b = BridgeInfo::default();
+    for (ty, p) in attrs(data) {
+        match ty {
+            br::VLAN_FILTERING => b.vlan_filtering = flag_of(p).unwrap_or(false),
+            br::STP_STATE => b.stp = u32_of(p).is_some_and(|v| v != 0),
+            br::FORWARD_DELAY => b.forward_delay = u32_of(p).unwrap_or(0),
+            br::VLAN_DEFAULT_PVID => b.default_pvid = u16_of(p),
+            br::NF_CALL_IPTABLES => b.nf_call_iptables = flag_of(p).unwrap_or(false),
+            _ => {}
+        }
+    }
+    b
+}
+
+fn parse_port(data: &[u8]) -> PortFlags {
+    let mut f = PortFlags::NEW_PORT;
+    for (ty, p) in attrs(data) {
+        let Some(on) = flag_of(p) else { continue };
+        match ty {
+            brport::ISOLATED => f.isolated = on,
+            brport::MODE => f.hairpin = on,
+            brport::LEARNING => f.learning = on,
+            brport::UNICAST_FLOOD => f.flood = on,
+            _ => {}
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An `RTM_NEWLINK` payload with the given attributes.
+    fn link_payload(index: u32, flags: u32, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut b = ifinfomsg(0, index, flags, 0);
+        for (ty, p) in attrs {
+            push_attr(&mut b, *ty, p);
+        }
+        b
+    }
+
+    #[test]
+    fn parses_a_tap_port() {
+        let linkinfo = nest(&[
+            (ifla::INFO_KIND, b"tun\0".to_vec()),
+            (
+                ifla::INFO_DATA,
+                nest(&[
+                    (tun::TYPE, vec![tun::IFF_TAP]),
+                    (tun::OWNER, 1000u32.to_ne_bytes().to_vec()),
+                    (tun::PERSIST, vec![1]),
+                ]),
+            ),
+            (ifla::INFO_SLAVE_KIND, b"bridge\0".to_vec()),
+            (
+                ifla::INFO_SLAVE_DATA,
+                nest(&[(brport::ISOLATED, vec![1]), (brport::LEARNING, vec![0])]),
+            ),
+        ]);
+        let p = link_payload(
+            7,
+            IFF_UP,
+            &[
+                (IFLA_IFNAME, b"vm0\0".to_vec()),
+                (IFLA_MTU, 1400u32.to_ne_bytes().to_vec()),
+                (ifla::MAX_MTU, 65521u32.to_ne_bytes().to_vec()),
+                (IFLA_MASTER, 3u32.to_ne_bytes().to_vec()),
+                (IFLA_ADDRESS, vec![0xfe, 0, 0, 0, 0, 1]),
+                (IFLA_LINKINFO | consts::nl::NLA_F_NESTED, linkinfo),
+            ],
+        );
+        let l = parse_link(&p).unwrap();
+        assert_eq!((l.index, l.name.as_str(), l.mtu), (7, "vm0", 1400));
+        assert_eq!((l.max_mtu, l.master, l.up), (Some(65521), Some(3), true));
+        assert!(l.is_tap());
+        let t = l.tun.unwrap();
+        assert_eq!((t.owner, t.group, t.persist), (Some(1000), None, true));
+        assert_eq!(
+            l.port,
+            Some(PortFlags {
+                isolated: true,
+                learning: false,
+                ..PortFlags::NEW_PORT
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_links_are_errors_not_panics() {
+        assert!(parse_link(&[]).is_err());
+        assert!(parse_link(&[0; 15]).is_err());
+        // No name.
+        assert!(parse_link(&link_payload(1, 0, &[])).is_err());
+        // ifindex 0 or negative.
+        let named = [(IFLA_IFNAME, b"x\0".to_vec())];
+        assert!(parse_link(&link_payload(0, 0, &named)).is_err());
+        assert!(parse_link(&link_payload(u32::MAX, 0, &named)).is_err());
+        // Short attribute payloads are read as absent.
+        let l = parse_link(&link_payload(
+            1,
+            0,
+            &[
+                (IFLA_IFNAME, b"x".to_vec()),
+                (IFLA_MTU, vec![1, 2]),
+                (IFLA_MASTER, vec![]),
+            ],
+        ))
+        .unwrap();
+        assert_eq!((l.name.as_str(), l.mtu, l.master), ("x", 0, None));
+    }
+
+    #[test]
+    fn vlan_dump_entries() {
+        let entry = |flags: u16, vid: u16, range: Option<u16>| {
+            let mut info = flags.to_ne_bytes().to_vec();
+            info.extend_from_slice(&vid.to_ne_bytes());
+            let mut children = vec![(bridge::VLANDB_ENTRY_INFO, info)];
+            if let Some(end) = range {
+                children.push((bridge::VLANDB_ENTRY_RANGE, end.to_ne_bytes().to_vec()));
+            }
+            (bridge::VLANDB_ENTRY, nest(&children))
+        };
+        let mut p = vec![AF_BRIDGE, 0, 0, 0];
+        p.extend_from_slice(&9u32.to_ne_bytes());
+        for (ty, body) in [
+            entry(
+                bridge::VLAN_INFO_PVID | bridge::VLAN_INFO_UNTAGGED,
+                20,
+                None,
+            ),
+            entry(0, 30, Some(39)),
+        ] {
+            push_attr(&mut p, ty, &body);
+        }
+        assert_eq!(
+            parse_vlans(&p, 9),
+            [
+                VlanEntry {
+                    first: 20,
+                    last: 20,
+                    pvid: true,
+                    untagged: true
+                },
+                VlanEntry {
+                    first: 30,
+                    last: 39,
+                    pvid: false,
+                    untagged: false
+                }
+            ]
+        );
+        // Another port's entries, and short messages, are not ours.
+        assert!(parse_vlans(&p, 8).is_empty());
+        assert!(parse_vlans(&p[..6], 9).is_empty());
+    }
+
+    #[test]
+    fn bridge_message_encodes_ranges_and_nested_protinfo() {
+        let port = BridgePort {
+            isolated: Some(true),
+            add_vlans: vec![VlanEntry {
+                first: 10,
+                last: 12,
+                pvid: false,
+                untagged: false,
+            }],
+            ..BridgePort::default()
+        };
+        let b = bridge_msg(4, &port.flags(), &port.add_vlans);
+        assert_eq!(b[0], AF_BRIDGE);
+        let all: Vec<_> = attrs(&b[IFINFOMSG_LEN..]).collect();
+        assert_eq!(all.len(), 2);
+        // The nested bit survives on the wire (masked only when reading).
+        assert_eq!(
+            u16::from_ne_bytes([b[IFINFOMSG_LEN + 2], b[IFINFOMSG_LEN + 3]]),
+            IFLA_PROTINFO | consts::nl::NLA_F_NESTED
+        );
+        assert_eq!(all[0].1, &nest(&[(brport::ISOLATED, vec![1])])[..]);
+        let vlans: Vec<_> = attrs(all[1].1).collect();
+        assert_eq!(vlans.len(), 2);
+        assert_eq!(
+            vlans[0].1,
+            &[
+                bridge::VLAN_INFO_RANGE_BEGIN.to_ne_bytes(),
+                10u16.to_ne_bytes()
+            ]
+            .concat()[..]
+        );
+        assert_eq!(
+            vlans[1].1,
+            &[
+                bridge::VLAN_INFO_RANGE_END.to_ne_bytes(),
+                12u16.to_ne_bytes()
+            ]
+            .concat()[..]
+        );
+    }
 }

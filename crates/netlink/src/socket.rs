@@ -1,26 +1,20 @@
-//! The transport: one blocking NETLINK_ROUTE socket, connected to the kernel.
+//! The transport: one blocking NETLINK_ROUTE socket (neli's `NlSocket`), connected to the kernel.
 
-use std::fmt::Debug;
-use std::io::Cursor;
 use std::os::fd::AsRawFd;
 
-use neli::consts::nl::NlmF;
-use neli::consts::rtnl::Rtm;
 use neli::consts::socket::{Msg, NlFamily};
-use neli::nl::{NlPayload, NlmsghdrBuilder};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
-use neli::{FromBytesWithInput, Size, ToBytes};
 
+use crate::consts::nl;
 use crate::error::{NetlinkError, Op};
+use crate::wire::{self, Reply};
 
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_MULTI: u16 = 0x2;
-const NLM_F_CAPPED: u16 = 0x100;
-const NLM_F_ACK_TLVS: u16 = 0x200;
-const NLMSGERR_ATTR_MSG: u16 = 1;
+/// `NLM_F_REQUEST` and `NLM_F_ACK`, set on every request; `NLM_F_DUMP` for dumps.
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+pub(crate) const NLM_F_DUMP: u16 = 0x300;
+
 /// Large enough for any single reply we ask for (one link without statistics, or one dump
 /// datagram, which the kernel sizes to at most 32 KiB).
 const RECV_BUF: usize = 64 * 1024;
@@ -28,7 +22,7 @@ const RECV_BUF: usize = 64 * 1024;
 /// A blocking rtnetlink socket. Requests are strictly one at a time.
 pub struct Socket {
     sock: NlSocket,
-    pid: u32,
+    port: u32,
     seq: u32,
     buf: Vec<u8>,
 }
@@ -47,10 +41,10 @@ impl Socket {
         // Both are best effort: old kernels lack them, and we work without them.
         let _ = sock.enable_ext_ack(true);
         let _ = sock.enable_strict_checking(true);
-        let pid = sock.pid().map_err(io)?;
+        let port = sock.pid().map_err(io)?;
         Ok(Socket {
             sock,
-            pid,
+            port,
             seq: 0,
             buf: vec![0; RECV_BUF],
         })
@@ -58,38 +52,35 @@ impl Socket {
 
     /// The port id the kernel gave this socket (replies are addressed to it).
     pub fn port_id(&self) -> u32 {
-        self.pid
+        self.port
     }
 
-    /// Send one request with NLM_F_ACK and collect the reply payloads until the acknowledgement
-    /// (or, for a dump, until NLMSG_DONE). A kernel error becomes [`NetlinkError::Kernel`].
-    pub(crate) fn exchange<Q, P>(
+    /// Send one request of type `ty` with `body` (the fixed header and attributes), with
+    /// `NLM_F_REQUEST | NLM_F_ACK | flags`, and collect the payloads of the replies until the
+    /// acknowledgement (or, for a dump, until `NLMSG_DONE`). Messages with another sequence number
+    /// or port id are not answers to this request and are skipped. A kernel error becomes
+    /// [`NetlinkError::Kernel`].
+    pub(crate) fn request(
         &mut self,
         op: Op,
-        ty: Rtm,
-        flags: NlmF,
-        request: Q,
-    ) -> Result<Vec<P>, NetlinkError>
-    where
-        Q: Size + ToBytes + Debug,
-        P: Size + FromBytesWithInput<Input = usize> + Debug,
-    {
+        ty: u16,
+        flags: u16,
+        body: &[u8],
+    ) -> Result<Vec<Vec<u8>>, NetlinkError> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let dump = flags.contains(NlmF::DUMP);
-        let msg = NlmsghdrBuilder::default()
-            .nl_type(ty)
-            .nl_flags(flags | NlmF::REQUEST | NlmF::ACK)
-            .nl_seq(seq)
-            .nl_pid(self.pid)
-            .nl_payload(NlPayload::<Rtm, Q>::Payload(request))
-            .build()
-            .map_err(|e| NetlinkError::encode(op, e))?;
-        let mut out = Cursor::new(vec![0u8; msg.padded_size()]);
-        msg.to_bytes(&mut out)
-            .map_err(|e| NetlinkError::encode(op, e))?;
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let len = u32::try_from(nl::HDRLEN + body.len())
+            .map_err(|_| NetlinkError::malformed(op, "request too large"))?;
+        let mut out = Vec::with_capacity(nl::HDRLEN + body.len());
+        out.extend_from_slice(&len.to_ne_bytes());
+        out.extend_from_slice(&ty.to_ne_bytes());
+        out.extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&self.port.to_ne_bytes());
+        out.extend_from_slice(body);
         self.sock
-            .send(out.get_ref(), Msg::empty())
+            .send(&out, Msg::empty())
             .map_err(|source| NetlinkError::Io { op, source })?;
 
         let mut replies = Vec::new();
@@ -98,117 +89,50 @@ impl Socket {
                 .sock
                 .recv(&mut self.buf[..], Msg::TRUNC)
                 .map_err(|source| NetlinkError::Io { op, source })?;
-            if len > self.buf.len() {
-                return Err(NetlinkError::malformed(op, "reply larger than the buffer"));
-            }
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= len {
-                let data = &self.buf[off..len];
-                let msg_len = u32_at(data, 0) as usize;
-                if msg_len < NLMSG_HDRLEN || msg_len > data.len() {
-                    return Err(NetlinkError::malformed(op, "bad message length"));
-                }
-                let msg = &data[..msg_len];
-                off += align4(msg_len);
-                let msg_type = u16_at(msg, 4);
-                let msg_flags = u16_at(msg, 6);
-                let (msg_seq, msg_pid) = (u32_at(msg, 8), u32_at(msg, 12));
-                if msg_seq != seq || msg_pid != self.pid {
-                    // Not the answer to this request: ignore it.
+            let datagram = self
+                .buf
+                .get(..len)
+                .ok_or_else(|| NetlinkError::malformed(op, "reply larger than the buffer"))?;
+            for msg in wire::messages(datagram) {
+                let msg = msg.map_err(|e| NetlinkError::malformed(op, e))?;
+                if msg.seq != seq || msg.port != self.port {
                     continue;
                 }
-                let body = &msg[NLMSG_HDRLEN..];
-                match msg_type {
-                    NLMSG_ERROR => {
-                        let errno = parse_error(op, body, msg_flags)?;
-                        return match errno {
-                            None => Ok(replies),
-                            Some((errno, ext_ack)) => {
-                                Err(NetlinkError::Kernel { op, errno, ext_ack })
-                            }
-                        };
+                match wire::classify(&msg).map_err(|e| NetlinkError::malformed(op, e))? {
+                    Reply::Data(payload) => {
+                        replies.push(payload.to_vec());
+                        // A dump's last part is the DONE; a single reply is followed by the ack.
                     }
-                    NLMSG_DONE => {
-                        // A dump ends here; a DONE may carry an error code (i32) first.
-                        if body.len() >= 4 {
-                            let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
-                            if code < 0 {
-                                return Err(NetlinkError::Kernel {
-                                    op,
-                                    errno: -code,
-                                    ext_ack: None,
-                                });
-                            }
-                        }
-                        if dump {
-                            return Ok(replies);
-                        }
+                    Reply::Ack => return Ok(replies),
+                    Reply::Error { errno, ext_ack } => {
+                        return Err(NetlinkError::Kernel { op, errno, ext_ack })
                     }
-                    _ => {
-                        let payload = P::from_bytes_with_input(&mut Cursor::new(body), body.len())
-                            .map_err(|e| NetlinkError::malformed(op, e.to_string()))?;
-                        replies.push(payload);
-                        if dump && msg_flags & NLM_F_MULTI == 0 {
-                            return Ok(replies);
-                        }
+                    Reply::Done(Some(errno)) => {
+                        return Err(NetlinkError::Kernel {
+                            op,
+                            errno,
+                            ext_ack: None,
+                        })
                     }
+                    Reply::Done(None) if dump => return Ok(replies),
+                    Reply::Done(None) => {}
                 }
             }
         }
     }
 }
 
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
+/// `struct ifinfomsg`: family, type 0, index, flags and the mask of flags to change.
+pub(crate) fn ifinfomsg(family: u8, index: u32, flags: u32, change: u32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(64);
+    b.push(family);
+    b.push(0);
+    b.extend_from_slice(&0u16.to_ne_bytes());
+    b.extend_from_slice(&index.to_ne_bytes());
+    b.extend_from_slice(&flags.to_ne_bytes());
+    b.extend_from_slice(&change.to_ne_bytes());
+    b
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_ne_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-/// Decode the body of an NLMSG_ERROR: `Ok(None)` for an ack, `Ok(Some((errno, ext_ack)))` for an
-/// error. The extended-ack TLVs follow the echoed request (only its header when CAPPED).
-fn parse_error(
-    op: Op,
-    body: &[u8],
-    flags: u16,
-) -> Result<Option<(i32, Option<String>)>, NetlinkError> {
-    if body.len() < 4 + NLMSG_HDRLEN {
-        return Err(NetlinkError::malformed(op, "short error message"));
-    }
-    let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
-    if code == 0 {
-        return Ok(None);
-    }
-    let mut ext_ack = None;
-    if flags & NLM_F_ACK_TLVS != 0 {
-        let echoed = if flags & NLM_F_CAPPED != 0 {
-            NLMSG_HDRLEN
-        } else {
-            align4(u32_at(body, 4) as usize)
-        };
-        let mut tlvs = body.get(4 + echoed..).unwrap_or(&[]);
-        while tlvs.len() >= 4 {
-            let len = u16_at(tlvs, 0) as usize;
-            let ty = u16_at(tlvs, 2) & crate::consts::NLA_TYPE_MASK;
-            if len < 4 || len > tlvs.len() {
-                break;
-            }
-            if ty == NLMSGERR_ATTR_MSG {
-                ext_ack = Some(c_string(&tlvs[4..len]));
-            }
-            tlvs = tlvs.get(align4(len)..).unwrap_or(&[]);
-        }
-    }
-    Ok(Some((code.saturating_neg(), ext_ack)))
-}
-
-/// A NUL-terminated (or not) byte string from the kernel, made printable.
-pub(crate) fn c_string(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
-}
+/// The size of `struct ifinfomsg`.
+pub(crate) const IFINFOMSG_LEN: usize = 16;

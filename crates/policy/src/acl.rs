@@ -12,7 +12,7 @@ use crate::config::Location;
 use crate::error::{LineError, PolicyError};
 use crate::name::IfName;
 use crate::source::{
-    check_trusted, located_lines, read_main, Caller, FileData, FileSource, Includes,
+    check_trusted, located_lines, read_main, tokens, Caller, FileData, FileSource, Includes,
 };
 
 /// `allow` or `deny`.
@@ -106,7 +106,8 @@ impl Acl {
 /// missing include, loop, nesting deeper than [`crate::MAX_INCLUDE_DEPTH`]) is Err: the caller
 /// denies. Includes are taken relative to the including file's directory.
 pub fn parse_acl(path: &Path, src: &dyn FileSource, caller: &Caller) -> Result<Acl, PolicyError> {
-    let Some(data) = read_main(src, path)? else {
+    let unreadable = |path, source| PolicyError::AclRead { path, source };
+    let Some(data) = read_main(src, path, unreadable)? else {
         return Err(PolicyError::AclMissing {
             path: path.to_path_buf(),
         });
@@ -139,6 +140,10 @@ impl Parser<'_> {
         let allows_count = allows_count && (depth == 0 || self.caller.can_read(&data.file));
         self.includes.enter(path);
         for (at, content) in located_lines(path, &data.text) {
+            let content = content.map_err(|problem| PolicyError::Acl {
+                at: at.clone(),
+                problem,
+            })?;
             self.line(at, content, depth, allows_count)?;
         }
         self.includes.leave();
@@ -156,7 +161,7 @@ impl Parser<'_> {
             at: at.clone(),
             problem,
         };
-        let tokens: Vec<&str> = content.split_whitespace().collect();
+        let tokens = tokens(content);
         let verb = match tokens.first().copied() {
             Some("allow") => AclVerb::Allow,
             Some("deny") => AclVerb::Deny,
@@ -359,7 +364,7 @@ mod tests {
         src.insert_error(MAIN, io::ErrorKind::PermissionDenied);
         assert!(matches!(
             acl_src(&src, &alice()),
-            Err(PolicyError::Read { .. })
+            Err(PolicyError::AclRead { .. })
         ));
     }
 
@@ -639,7 +644,10 @@ mod tests {
             .insert_error("/etc/qemu/x.conf", io::ErrorKind::PermissionDenied);
         assert!(matches!(
             acl_src(&src, &alice()),
-            Err(PolicyError::Read { .. })
+            Err(PolicyError::Acl {
+                problem: LineError::IncludeUnreadable { .. },
+                ..
+            })
         ));
 
         // Syntax error in an include: error naming the included file and its line.

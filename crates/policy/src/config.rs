@@ -9,7 +9,7 @@ use crate::glob::{glob_match, validate_glob};
 use crate::name::IfName;
 use crate::options::{parse_options, PortOptions};
 use crate::source::{
-    check_trusted, located_lines, read_main, FileData, FileSource, Includes, Trust,
+    check_trusted, located_lines, read_main, tokens, FileData, FileSource, Includes, Trust,
 };
 
 /// A line of a file.
@@ -117,7 +117,8 @@ pub fn parse_config(
     src: &dyn FileSource,
     trust: Trust,
 ) -> Result<Option<Config>, PolicyError> {
-    let Some(data) = read_main(src, path)? else {
+    let unreadable = |path, source| PolicyError::ConfigRead { path, source };
+    let Some(data) = read_main(src, path, unreadable)? else {
         return Ok(None);
     };
     let mut parser = Parser {
@@ -142,6 +143,10 @@ impl Parser<'_> {
         }
         self.includes.enter(path);
         for (at, content) in located_lines(path, &data.text) {
+            let content = content.map_err(|problem| PolicyError::Config {
+                at: at.clone(),
+                problem,
+            })?;
             self.line(&at, content, depth)?;
         }
         self.includes.leave();
@@ -153,7 +158,7 @@ impl Parser<'_> {
             at: at.clone(),
             problem,
         };
-        let tokens: Vec<&str> = content.split_whitespace().collect();
+        let tokens = tokens(content);
         match tokens.first().copied() {
             Some("bridge") => {
                 let line = bridge_line(&tokens, at).map_err(wrap)?;
@@ -297,11 +302,11 @@ mod tests {
         let mut src = MemSource::new();
         src.insert_error(MAIN, io::ErrorKind::PermissionDenied);
         let e = parse_src(&src).unwrap_err();
-        assert!(matches!(e, PolicyError::Read { ref path, .. } if path == Path::new(MAIN)));
+        assert!(matches!(e, PolicyError::ConfigRead { ref path, .. } if path == Path::new(MAIN)));
         assert!(e
             .to_string()
             .starts_with("cannot read /etc/qemu-ifup-rs.conf: "));
-        assert!(!e.is_usage());
+        assert!(e.is_usage());
     }
 
     #[test]
@@ -672,7 +677,7 @@ mod tests {
             e.to_string(),
             "/etc/qemu-ifup-rs.conf:2: included file /etc/nope.conf does not exist"
         );
-        assert!(!e.is_usage());
+        assert!(e.is_usage());
     }
 
     #[test]
@@ -681,10 +686,48 @@ mod tests {
         src.insert_text(MAIN, "include x.conf\n")
             .insert_error("/etc/x.conf", io::ErrorKind::PermissionDenied);
         let e = parse_src(&src).unwrap_err();
-        assert!(
-            matches!(e, PolicyError::Read { ref path, .. } if path == Path::new("/etc/x.conf"))
+        match &e {
+            PolicyError::Config {
+                at: a,
+                problem: LineError::IncludeUnreadable { path, .. },
+            } => {
+                assert_eq!(*a, at(MAIN, 1));
+                assert_eq!(path, Path::new("/etc/x.conf"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "/etc/qemu-ifup-rs.conf:1: cannot read included file /etc/x.conf: permission denied"
         );
-        assert!(!e.is_usage());
+    }
+
+    #[test]
+    fn every_config_problem_is_a_usage_error_with_file_and_line() {
+        // A byte that is not UTF-8 in a comment is nothing; in a line, an error at that line.
+        let mut src = MemSource::new();
+        src.insert_bytes(MAIN, b"# caf\xe9\nbridge br0 # \xff\n");
+        assert!(parse_src(&src).unwrap().unwrap().bridge.is_some());
+        let mut src = MemSource::new();
+        src.insert_bytes(MAIN, b"bridge br0\ntap vm\xff bridge br1\n");
+        let e = parse_src(&src).unwrap_err();
+        assert_eq!(e.location(), Some(&at(MAIN, 2)));
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "/etc/qemu-ifup-rs.conf:2: the line is not valid UTF-8"
+        );
+        // A no-break space does not separate words.
+        let e = parse("bridge\u{a0}br0\n").unwrap_err();
+        assert!(e.is_usage());
+        assert!(matches!(
+            e,
+            PolicyError::Config {
+                problem: LineError::UnknownKeyword { .. },
+                ..
+            }
+        ));
     }
 
     #[test]

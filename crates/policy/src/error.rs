@@ -81,9 +81,17 @@ pub enum PolicyError {
     #[error("{at}: {problem}")]
     Acl { at: Location, problem: LineError },
 
-    /// A file could not be read (anything but "does not exist" for the main config file).
+    /// The config file exists but could not be read.
     #[error("cannot read {}: {source}", show_path(.path))]
-    Read {
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The ACL exists but could not be read.
+    #[error("cannot read {}: {source}", show_path(.path))]
+    AclRead {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -107,16 +115,18 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
-    /// True when the contract's exit status is 2 (usage): a bad TAP name or an error in the text
-    /// of the config file (syntax, bad value, second `bridge` line, include loop or depth).
-    /// False (exit status 1) for unreadable or missing files, trust/ownership failures and every
-    /// ACL problem (an ACL problem is a policy denial).
+    /// True when the contract's exit status is 2 (usage): a bad TAP name, and every problem with
+    /// the config file or the files it includes (syntax, bad value, a line that is not UTF-8, a
+    /// missing, unreadable or looping include, an unreadable config). False (exit status 1) for
+    /// a file others could change (a policy refusal in privileged mode) and every ACL problem
+    /// (an ACL problem is a policy denial).
     pub fn is_usage(&self) -> bool {
         match self {
-            PolicyError::Name(_) => true,
-            PolicyError::Config { problem, .. } => problem.is_usage(),
+            PolicyError::Name(_) | PolicyError::Config { .. } | PolicyError::ConfigRead { .. } => {
+                true
+            }
             PolicyError::Acl { .. }
-            | PolicyError::Read { .. }
+            | PolicyError::AclRead { .. }
             | PolicyError::Untrusted { .. }
             | PolicyError::AclMissing { .. } => false,
         }
@@ -184,19 +194,17 @@ pub enum LineError {
     IncludeTooDeep { path: PathBuf },
     #[error("included file {} does not exist", show_path(.path))]
     IncludeMissing { path: PathBuf },
-}
-
-impl LineError {
-    /// Whether this is a usage error (exit 2) when found in the config file: everything decided
-    /// by the text alone. A missing include depends on the filesystem, so it is not.
-    pub fn is_usage(&self) -> bool {
-        !matches!(self, LineError::IncludeMissing { .. })
-    }
+    #[error("cannot read included file {}: {reason}", show_path(.path))]
+    IncludeUnreadable { path: PathBuf, reason: String },
+    #[error("the line is not valid UTF-8")]
+    NotUtf8,
 }
 
 /// Why a file may not be trusted in privileged mode. The message ends with the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustProblem {
+    #[error("it is a symbolic link, which privileged mode does not follow (its target's owner and directory would go unchecked); put the file itself there")]
+    Symlink,
     #[error(
         "it is not a regular file (mode {mode:06o}); replace it with a regular file owned by root"
     )]

@@ -13,6 +13,8 @@ pub const S_IFMT: u32 = 0o170_000;
 pub const S_IFREG: u32 = 0o100_000;
 /// Directory.
 pub const S_IFDIR: u32 = 0o040_000;
+/// Symbolic link.
+pub const S_IFLNK: u32 = 0o120_000;
 
 /// The parts of `stat` this crate looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +25,12 @@ pub struct FileMeta {
     pub mode: u32,
 }
 
-/// A file's text and metadata, and the metadata of the directory holding it.
+/// A file's bytes and metadata, and the metadata of the directory holding it. The parsers decode
+/// the text line by line, so a byte that is not UTF-8 is an error on its own line (or nothing, in
+/// a comment).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileData {
-    pub text: String,
+    pub text: Vec<u8>,
     pub file: FileMeta,
     pub dir: FileMeta,
 }
@@ -88,6 +92,9 @@ pub fn check_trusted(path: &Path, data: &FileData) -> Result<(), PolicyError> {
         problem,
     };
     let file = &data.file;
+    if file.mode & S_IFMT == S_IFLNK {
+        return Err(untrusted(TrustProblem::Symlink));
+    }
     if file.mode & S_IFMT != S_IFREG {
         return Err(untrusted(TrustProblem::NotRegular { mode: file.mode }));
     }
@@ -149,49 +156,72 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The argument of `include`: the rest of the line after the keyword, trimmed (so, as in
-/// qemu-bridge-helper, a path may contain spaces), or None when there is none.
+/// The argument of `include`: the rest of the line after the keyword, without the spaces and
+/// tabs around it (so, as in qemu-bridge-helper, a path may contain spaces), or None when there
+/// is none.
 fn include_arg(content: &str) -> Option<&str> {
-    let rest = content.trim_start().strip_prefix("include")?.trim();
+    let blank: &[char] = &[' ', '\t'];
+    let rest = content.trim_start_matches(blank).strip_prefix("include")?;
+    if !rest.starts_with(blank) {
+        return None;
+    }
+    let rest = rest.trim_matches(blank);
     (!rest.is_empty()).then_some(rest)
 }
 
-/// The lines of `text` that say something: (1-based line number, text before any `#`), blank
-/// lines and comment-only lines skipped.
-fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().filter_map(|(i, line)| {
-        let content = match line.find('#') {
-            Some(at) => &line[..at],
-            None => line,
-        };
-        (!content.trim().is_empty()).then_some((i + 1, content))
-    })
+/// The lines of `text` that say something: (1-based line number, the text before any `#`, or
+/// `None` when that text is not UTF-8), blank lines and comment-only lines skipped. A line ends at
+/// `\n`; one `\r` before it is dropped.
+fn content_lines(text: &[u8]) -> impl Iterator<Item = (usize, Option<&str>)> {
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let content = match line.iter().position(|&b| b == b'#') {
+                Some(at) => &line[..at],
+                None => line,
+            };
+            let content = std::str::from_utf8(content).ok();
+            match content {
+                Some(c) if tokens(c).is_empty() => None,
+                other => Some((i + 1, other)),
+            }
+        })
 }
 
-/// [`content_lines`] of the file at `path`, each with its [`Location`].
+/// The words of a line: separated by spaces and tabs only (any other character, a no-break
+/// space included, is part of a word).
+pub(crate) fn tokens(content: &str) -> Vec<&str> {
+    content
+        .split([' ', '\t'])
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// [`content_lines`] of the file at `path`, each with its [`Location`]; a line that is not
+/// UTF-8 is [`LineError::NotUtf8`] at its location.
 pub(crate) fn located_lines<'t>(
     path: &'t Path,
-    text: &'t str,
-) -> impl Iterator<Item = (Location, &'t str)> + 't {
+    text: &'t [u8],
+) -> impl Iterator<Item = (Location, Result<&'t str, LineError>)> + 't {
     content_lines(text).map(move |(line, content)| {
         let at = Location {
             file: path.to_path_buf(),
             line,
         };
-        (at, content)
+        (at, content.ok_or(LineError::NotUtf8))
     })
 }
 
 /// Read the main file of a config or ACL: Ok(None) when it does not exist (each parser decides
-/// what that means), `PolicyError::Read` for any other failure.
+/// what that means), `unreadable` (the parser's error) for any other failure.
 pub(crate) fn read_main(
     src: &dyn FileSource,
     path: &Path,
+    unreadable: fn(PathBuf, io::Error) -> PolicyError,
 ) -> Result<Option<FileData>, PolicyError> {
-    src.read(path).map_err(|source| PolicyError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    src.read(path)
+        .map_err(|source| unreadable(path.to_path_buf(), source))
 }
 
 /// The files one parse is reading, for the config and ACL parsers alike: where they come from,
@@ -245,10 +275,10 @@ impl<'a> Includes<'a> {
         match self.src.read(&target) {
             Ok(Some(data)) => Ok((target, data)),
             Ok(None) => Err(wrap(LineError::IncludeMissing { path: target })),
-            Err(source) => Err(PolicyError::Read {
+            Err(source) => Err(wrap(LineError::IncludeUnreadable {
                 path: target,
-                source,
-            }),
+                reason: source.to_string(),
+            })),
         }
     }
 }
@@ -286,10 +316,15 @@ impl MemSource {
 
     /// Add a root-owned 0644 file in a root-owned 0755 directory.
     pub fn insert_text(&mut self, path: impl Into<PathBuf>, text: &str) -> &mut MemSource {
+        self.insert_bytes(path, text.as_bytes())
+    }
+
+    /// Like [`MemSource::insert_text`], with any bytes.
+    pub fn insert_bytes(&mut self, path: impl Into<PathBuf>, bytes: &[u8]) -> &mut MemSource {
         self.insert(
             path,
             FileData {
-                text: text.to_owned(),
+                text: bytes.to_vec(),
                 file: MemSource::ROOT_FILE,
                 dir: MemSource::ROOT_DIR,
             },
@@ -323,7 +358,7 @@ mod tests {
 
     fn data(file: FileMeta, dir: FileMeta) -> FileData {
         FileData {
-            text: String::new(),
+            text: Vec::new(),
             file,
             dir,
         }
@@ -402,11 +437,11 @@ mod tests {
 
     #[test]
     fn non_regular_file() {
-        for kind in [
-            S_IFDIR, 0o010_000, /* fifo */
-            0o120_000, /* symlink */
-            0o020_000, 0,
-        ] {
+        assert_eq!(
+            problem(meta(0, 0, S_IFLNK | 0o777), DIR),
+            TrustProblem::Symlink
+        );
+        for kind in [S_IFDIR, 0o010_000 /* fifo */, 0o020_000, 0] {
             assert!(matches!(
                 problem(meta(0, 0, kind | 0o644), DIR),
                 TrustProblem::NotRegular { .. }
@@ -500,8 +535,38 @@ mod tests {
 
     #[test]
     fn content_lines_strip_comments() {
-        let text = "# c\n\nallow br0 # x\n   \n\tdeny all\r\n#\n";
+        let text = b"# c\n\nallow br0 # x\n   \n\tdeny all\r\n#\n";
         let got: Vec<_> = content_lines(text).collect();
-        assert_eq!(got, vec![(3, "allow br0 "), (5, "\tdeny all")]);
+        assert_eq!(got, vec![(3, Some("allow br0 ")), (5, Some("\tdeny all"))]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8() {
+        // In a comment: nothing. In a line's content: that line, and only it.
+        let text = b"allow br0 # caf\xe9\n\xff\xfe\ndeny all\n";
+        let got: Vec<_> = content_lines(text).collect();
+        assert_eq!(
+            got,
+            vec![(1, Some("allow br0 ")), (2, None), (3, Some("deny all"))]
+        );
+        let at: Vec<_> = located_lines(Path::new("/x"), text).collect();
+        assert_eq!(at[1].0.line, 2);
+        assert_eq!(at[1].1, Err(LineError::NotUtf8));
+    }
+
+    #[test]
+    fn only_spaces_and_tabs_separate_words() {
+        assert_eq!(tokens(" a\tb  c\t"), ["a", "b", "c"]);
+        // A no-break space, a vertical tab, a form feed: part of the word.
+        assert_eq!(tokens("bridge\u{a0}br0"), ["bridge\u{a0}br0"]);
+        assert_eq!(tokens("a\u{b}b\u{c}"), ["a\u{b}b\u{c}"]);
+        // A line of only such characters says something (and is then an error).
+        assert_eq!(content_lines("\u{a0}\n".as_bytes()).count(), 1);
+        assert_eq!(
+            include_arg("include  my file.conf \t"),
+            Some("my file.conf")
+        );
+        assert_eq!(include_arg("include\u{a0}x"), None);
+        assert_eq!(include_arg("include"), None);
     }
 }

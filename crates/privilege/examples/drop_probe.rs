@@ -2,7 +2,10 @@
 //! and reports what it sees, one `key=value` per line on stdout.
 //!
 //! It clears the environment, reads the caller's ids, tries `drop_to_caller` whatever the mode
-//! (so the tests also see how it fails), and prints the kernel's view before and after.
+//! (so the tests also see how it fails), and prints the kernel's view before and after. With the
+//! argument `--other-ids` it asks `drop_to_caller` for the caller's uid + 1 instead (the guard
+//! against dropping to anyone but the caller). With `--become-caller` it calls `become_caller`
+//! instead, and with `--drop-all` it then also drops every capability.
 
 use ifup_privilege as privilege;
 
@@ -24,19 +27,35 @@ fn state_line() -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
     let env_before = std::env::vars_os().count();
-    privilege::clear_environment();
+    let cleared = privilege::clear_environment();
     println!("env_before={env_before}");
+    println!(
+        "clear_environment={}",
+        cleared.map_or_else(|e| format!("error: {e}"), |()| "ok".into())
+    );
     println!("env_after={}", std::env::vars_os().count());
 
     println!(
         "gained_privilege={}",
         u8::from(privilege::gained_privilege())
     );
-    println!("privileged_mode={}", u8::from(privilege::privileged_mode()));
+    println!(
+        "start={}",
+        match privilege::start() {
+            Ok(s) => format!("{s:?}"),
+            Err(e) => format!("error: {e}"),
+        }
+    );
     println!("before={}", state_line());
+    println!(
+        "why_unprivileged={}",
+        privilege::why_unprivileged().map_or_else(|| "none".into(), |w| format!("{w:?}"))
+    );
 
-    let ids = match privilege::real_ids() {
+    let mut ids = match privilege::real_ids() {
         Ok(ids) => ids,
         Err(e) => {
             println!("real_ids=error: {e}");
@@ -44,10 +63,24 @@ fn main() {
         }
     };
     println!("real_ids={}", ids_line(&ids));
+    if flag("--other-ids") {
+        ids.uid = ids.uid.wrapping_add(1);
+    }
 
-    match privilege::drop_to_caller(&ids) {
+    let result = if flag("--become-caller") {
+        privilege::become_caller()
+    } else {
+        privilege::drop_to_caller(&ids)
+    };
+    match result {
         Ok(()) => println!("drop=ok"),
         Err(e) => println!("drop=error: {e}"),
+    }
+    if flag("--drop-all") {
+        match privilege::drop_all_capabilities() {
+            Ok(()) => println!("drop_all=ok"),
+            Err(e) => println!("drop_all=error: {e}"),
+        }
     }
     println!("after={}", state_line());
     println!("has_net_admin={}", u8::from(privilege::has_net_admin()));

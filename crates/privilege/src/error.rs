@@ -95,6 +95,12 @@ pub enum PrivilegeError {
         source: Errno,
     },
 
+    #[error("cannot clear the environment: {}", .source.desc())]
+    ClearEnv {
+        #[source]
+        source: Errno,
+    },
+
     #[error("cannot set no-new-privileges: {}", .source.desc())]
     NoNewPrivs {
         #[source]

@@ -1,19 +1,23 @@
 //! Privilege handling for the setuid-capable `qemu-ifup` / `qemu-ifdown` helpers.
 //!
-//! * [`gained_privilege`] — did this exec gain privilege (setuid root or file capabilities)?
-//! * [`privileged_mode`] — the contract's *privileged mode*: gained privilege and the real uid is
-//!   not 0.
+//! * [`start`] — how the process was started: by root, with privilege gained on exec (setuid
+//!   root or file capabilities: the contract's *privileged mode*), or as an ordinary process of a
+//!   user; [`classify`] is the pure rule behind it.
 //! * [`clear_environment`] — in privileged mode the environment is not used for anything.
 //! * [`real_ids`] + [`drop_to_caller`] — keep only `CAP_NET_ADMIN`, become the caller (real
 //!   uid/gid, supplementary groups untouched), set no-new-privileges, and verify all of it.
+//! * [`become_caller`] — for a process that gained something on exec but not `CAP_NET_ADMIN`:
+//!   give it all up and run as the caller.
+//! * [`drop_all_capabilities`] — before the first byte of output, hold nothing.
+//! * [`why_unprivileged`] — for the error message: why an install meant to gain privilege did not.
 //! * [`proc_state`], [`has_net_admin`] — read-only diagnostics.
 //!
 //! Capabilities, the bounding set, the ambient set, keep-caps and no-new-privs are per-thread in
 //! Linux, and the raw `capset(2)` used here changes only the calling thread. Everything that
 //! changes process state must therefore run at the start of `main`, before any thread exists;
-//! [`drop_to_caller`] refuses to run otherwise.
+//! the functions that change it refuse to run otherwise.
 //!
-//! All unsafe code of the workspace lives in the private `sys` module.
+//! All unsafe code of the workspace's binaries lives in the private `sys` module.
 
 mod error;
 mod status;
@@ -40,16 +44,112 @@ const fn bit(cap: u32) -> u64 {
 }
 
 /// True when the kernel says we gained privilege on exec (`getauxval(AT_SECURE) != 0`): setuid
-/// root, setgid, or file capabilities (or an LSM asked for secure mode).
+/// root, setgid, or file capabilities (or an LSM asked for secure mode). Under no-new-privileges
+/// a setuid exec does not set it, but a file-capability exec still does, with the capabilities
+/// withheld.
 pub fn gained_privilege() -> bool {
     sys::at_secure()
 }
 
-/// The contract's *privileged mode*: [`gained_privilege`] and the real uid is not 0.
-///
-/// Run by root (real uid 0), the helper is not in privileged mode even when installed setuid.
-pub fn privileged_mode() -> bool {
-    gained_privilege() && !getuid().is_root()
+/// How the process was started, as far as privilege goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The real uid is 0: root runs us (even a setuid copy run by root is just root).
+    Root,
+    /// The contract's *privileged mode*: the exec gained privilege (`AT_SECURE`: setuid root or
+    /// file capabilities) and the caller is not root. The environment and argv are the caller's.
+    /// `net_admin`: `CAP_NET_ADMIN` came with it, and [`drop_to_caller`] keeps it; without it
+    /// (file capabilities under no-new-privileges, a setuid copy owned by another user),
+    /// [`become_caller`] gives up whatever else came.
+    Privileged { net_admin: bool },
+    /// An ordinary process of a user other than root (or one that inherited its capabilities,
+    /// which are then the caller's own).
+    Unprivileged,
+}
+
+/// What [`classify`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    pub real_uid: u32,
+    /// `AT_SECURE`.
+    pub at_secure: bool,
+    /// `CAP_NET_ADMIN` is in the permitted set.
+    pub net_admin: bool,
+}
+
+/// The rule of [`start`]: root by the real uid; privileged mode when the exec gained privilege;
+/// otherwise an ordinary process.
+pub fn classify(o: &Observed) -> Start {
+    if o.real_uid == 0 {
+        Start::Root
+    } else if o.at_secure {
+        Start::Privileged {
+            net_admin: o.net_admin,
+        }
+    } else {
+        Start::Unprivileged
+    }
+}
+
+/// How this process was started: [`classify`] of the real uid, `AT_SECURE` and the permitted
+/// capabilities.
+pub fn start() -> Result<Start, PrivilegeError> {
+    let caps = sys::capget().map_err(|source| PrivilegeError::GetCaps { source })?;
+    Ok(classify(&Observed {
+        real_uid: getuid().as_raw(),
+        at_secure: sys::at_secure(),
+        net_admin: caps.permitted & bit(CAP_NET_ADMIN) != 0,
+    }))
+}
+
+/// Why the kernel granted no privilege to a helper that was installed to gain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotGranted {
+    /// The process runs with no-new-privileges, under which the kernel ignores the setuid bit
+    /// and file capabilities.
+    NoNewPrivileges,
+    /// The executable is on a filesystem mounted `nosuid`, where the same holds.
+    NosuidMount { exe: std::path::PathBuf },
+    /// The exec gained privilege, but `CAP_NET_ADMIN` is not among it.
+    WithoutNetAdmin,
+}
+
+/// For a process that is not in privileged mode: why, if the executable is installed setuid
+/// root or with file capabilities (`None` for a plain install, whose fix is to install it so).
+pub fn why_unprivileged() -> Option<NotGranted> {
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let installed = is_setuid_root(&exe) || sys::has_file_capabilities(&exe);
+    if prctl::get_no_new_privs().unwrap_or(false) && (installed || sys::at_secure()) {
+        return Some(NotGranted::NoNewPrivileges);
+    }
+    if installed && on_nosuid_mount(&exe) {
+        return Some(NotGranted::NosuidMount { exe });
+    }
+    (installed || sys::at_secure()).then_some(NotGranted::WithoutNetAdmin)
+}
+
+impl std::fmt::Display for NotGranted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotGranted::NoNewPrivileges => f.write_str(
+                "the helper is installed setuid root or with file capabilities, but this process \
+                 runs with no-new-privileges (NoNewPrivs in /proc/PID/status: systemd's \
+                 NoNewPrivileges=, `setpriv --no-new-privs`, some container runtimes), under \
+                 which the kernel grants neither: start QEMU without it, or as root",
+            ),
+            NotGranted::NosuidMount { exe } => write!(
+                f,
+                "the helper is installed setuid root or with file capabilities, but {} is on a \
+                 filesystem mounted nosuid, where the kernel grants neither: install it on \
+                 another filesystem (/usr/libexec)",
+                exe.display()
+            ),
+            NotGranted::WithoutNetAdmin => f.write_str(
+                "the helper gained privilege on exec, but not CAP_NET_ADMIN: install it setuid \
+                 root (owned by root) or with `setcap cap_net_admin+ep`",
+            ),
+        }
+    }
 }
 
 /// The caller's identity: real uid, real gid and supplementary groups.
@@ -85,24 +185,38 @@ pub fn proc_state() -> Result<ProcState, PrivilegeError> {
 /// Empties the process environment (`clearenv(3)`), so that nothing later — our code, a library,
 /// a child — can read a value the caller chose.
 ///
-/// Call this only at the very start of `main`, while the process is single-threaded: the
-/// environment is process-wide, unsynchronised libc state, and no other thread may touch it at
-/// the same time.
+/// The environment is process-wide, unsynchronised libc state: this refuses to run
+/// ([`PrivilegeError::NotSingleThreaded`]) unless the process has exactly one thread, which is
+/// the calling one, so no other thread can touch it at the same time (nothing else in the
+/// process can start a thread while this one is busy here).
 ///
 /// Unlike removing `std::env::vars_os()` keys one by one, this also removes entries std cannot
 /// name or would panic on (an empty name like `=x`, or an entry without `=`), which a caller of a
 /// setuid program can put in its environment.
-pub fn clear_environment() {
-    if sys::clearenv().is_err() {
-        // glibc and musl never fail here; should a libc do so, remove what std can name.
-        let keys: Vec<_> = std::env::vars_os().map(|(key, _)| key).collect();
-        for key in keys {
-            let bytes = key.as_encoded_bytes();
-            if !bytes.is_empty() && !bytes.contains(&b'=') && !bytes.contains(&0) {
-                std::env::remove_var(&key);
-            }
-        }
+pub fn clear_environment() -> Result<(), PrivilegeError> {
+    let one = require_single_thread()?;
+    sys::clearenv(&one).map_err(|source| PrivilegeError::ClearEnv { source })
+}
+
+/// Fails unless the process has exactly one thread (`Threads:` of `/proc/self/status`).
+fn require_single_thread() -> Result<sys::OneThread, PrivilegeError> {
+    let threads = status::threads(&status::read_status()?)?;
+    if threads != 1 {
+        return Err(PrivilegeError::NotSingleThreaded { threads });
     }
+    Ok(sys::OneThread::seen())
+}
+
+/// Whether `path` is a setuid file owned by root.
+fn is_setuid_root(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0)
+}
+
+/// Whether `path` is on a filesystem mounted `nosuid`.
+fn on_nosuid_mount(path: &std::path::Path) -> bool {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    statvfs(path).is_ok_and(|v| v.flags().contains(FsFlags::ST_NOSUID))
 }
 
 /// The highest capability number the kernel knows: `/proc/sys/kernel/cap_last_cap`, or else the
@@ -129,7 +243,7 @@ fn last_cap() -> Result<u32, PrivilegeError> {
 
 /// Drops from the privilege gained on exec to the caller, keeping only `CAP_NET_ADMIN`.
 ///
-/// Meant for privileged mode ([`privileged_mode`]); `ids` must be the caller's, i.e. what
+/// Meant for privileged mode ([`Start::Privileged`] with `net_admin`); `ids` must be the caller's, i.e. what
 /// [`real_ids`] returned (anything else is refused with [`PrivilegeError::NotTheCaller`]).
 /// Must run while the process is single-threaded (refused otherwise with
 /// [`PrivilegeError::NotSingleThreaded`]): capabilities are per-thread.
@@ -154,10 +268,7 @@ fn last_cap() -> Result<u32, PrivilegeError> {
 /// not in the permitted set (e.g. a setuid copy without root owner, or a file without caps).
 /// On any other error the process is in an unspecified intermediate state and must exit.
 pub fn drop_to_caller(ids: &Ids) -> Result<(), PrivilegeError> {
-    let threads = status::threads(&status::read_status()?)?;
-    if threads != 1 {
-        return Err(PrivilegeError::NotSingleThreaded { threads });
-    }
+    require_single_thread()?;
     let (real_uid, real_gid) = (getuid().as_raw(), getgid().as_raw());
     if ids.uid != real_uid || ids.gid != real_gid {
         return Err(PrivilegeError::NotTheCaller {
@@ -216,6 +327,49 @@ pub fn drop_to_caller(ids: &Ids) -> Result<(), PrivilegeError> {
     verify(ids, &wanted)
 }
 
+/// For [`Start::Privileged`] without `CAP_NET_ADMIN`: the exec gained something (another user's
+/// uid, capabilities other than `CAP_NET_ADMIN`) that the helper has no use for. Become exactly
+/// the caller: real, effective and saved ids the real ones, no capabilities, no-new-privileges.
+pub fn become_caller() -> Result<(), PrivilegeError> {
+    require_single_thread()?;
+    let ids = real_ids()?;
+    let gid = Gid::from_raw(ids.gid);
+    setresgid(gid, gid, gid).map_err(|source| PrivilegeError::SetGid {
+        gid: ids.gid,
+        source,
+    })?;
+    let uid = Uid::from_raw(ids.uid);
+    setresuid(uid, uid, uid).map_err(|source| PrivilegeError::SetUid {
+        uid: ids.uid,
+        source,
+    })?;
+    drop_all_capabilities()?;
+    prctl::set_no_new_privs().map_err(|source| PrivilegeError::NoNewPrivs { source })
+}
+
+/// Empties the effective, permitted and inheritable sets of the calling thread (and so the
+/// ambient set), and checks that they are empty. Nothing can bring them back: after this the
+/// process holds no privilege at all. Used before the first byte of output, so that a caller
+/// who blocks our stdout or stderr holds up an unprivileged process only.
+pub fn drop_all_capabilities() -> Result<(), PrivilegeError> {
+    let none = sys::Caps {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    };
+    sys::capset(&none).map_err(|source| PrivilegeError::SetCaps { source })?;
+    let caps = sys::capget().map_err(|source| PrivilegeError::GetCaps { source })?;
+    if caps != none {
+        return Err(PrivilegeError::DropIncomplete {
+            detail: format!(
+                "capabilities are effective {:016x} permitted {:016x} after dropping them all",
+                caps.effective, caps.permitted
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Step 7 of [`drop_to_caller`]: the kernel's view must match what was asked for.
 fn verify(ids: &Ids, wanted: &sys::Caps) -> Result<(), PrivilegeError> {
     let incomplete = |detail: String| Err(PrivilegeError::DropIncomplete { detail });
@@ -267,7 +421,52 @@ mod tests {
     #[test]
     fn test_process_did_not_gain_privilege() {
         assert!(!gained_privilege());
-        assert!(!privileged_mode());
+        assert_eq!(
+            start().unwrap(),
+            if getuid().is_root() {
+                Start::Root
+            } else {
+                Start::Unprivileged
+            }
+        );
+    }
+
+    #[test]
+    fn classification() {
+        let o = |real_uid, at_secure, net_admin| Observed {
+            real_uid,
+            at_secure,
+            net_admin,
+        };
+        // Root is root, however it was started.
+        for (s, n) in [(false, false), (true, false), (false, true), (true, true)] {
+            assert_eq!(classify(&o(0, s, n)), Start::Root);
+        }
+        assert_eq!(
+            classify(&o(1000, true, true)),
+            Start::Privileged { net_admin: true }
+        );
+        // Gained something, but not CAP_NET_ADMIN (file caps under no-new-privs, a setuid copy
+        // owned by another user): still privileged mode, with nothing to keep.
+        assert_eq!(
+            classify(&o(1000, true, false)),
+            Start::Privileged { net_admin: false }
+        );
+        // CAP_NET_ADMIN without AT_SECURE is inherited (ambient), not gained on exec: the
+        // caller's own, nothing for the helper to guard.
+        assert_eq!(classify(&o(1000, false, true)), Start::Unprivileged);
+        assert_eq!(classify(&o(1000, false, false)), Start::Unprivileged);
+    }
+
+    #[test]
+    fn environment_is_not_cleared_from_a_threaded_process() {
+        // libtest runs tests on threads of their own: more than one thread.
+        let before = std::env::vars_os().count();
+        assert!(matches!(
+            clear_environment(),
+            Err(PrivilegeError::NotSingleThreaded { .. })
+        ));
+        assert_eq!(std::env::vars_os().count(), before);
     }
 
     #[test]
@@ -293,18 +492,14 @@ mod tests {
     }
 
     #[test]
-    fn drop_refuses_other_ids_without_changing_anything() {
-        let mut ids = real_ids().unwrap();
-        ids.uid = ids.uid.wrapping_add(1);
+    fn drop_refuses_to_run_threaded_without_changing_anything() {
+        // libtest runs this on a second thread: refused before anything is looked at. The
+        // other-ids guard is tested in a single-threaded probe (tests/setuid.rs).
+        let ids = real_ids().unwrap();
         let before = proc_state().unwrap();
-        // libtest runs this on a second thread, so this may also be NotSingleThreaded: either
-        // way nothing may change.
         let err = drop_to_caller(&ids).unwrap_err();
         assert!(
-            matches!(
-                err,
-                PrivilegeError::NotTheCaller { .. } | PrivilegeError::NotSingleThreaded { .. }
-            ),
+            matches!(err, PrivilegeError::NotSingleThreaded { .. }),
             "{err}"
         );
         assert_eq!(proc_state().unwrap(), before);
@@ -325,6 +520,24 @@ mod tests {
             "the helper was started with privilege but without CAP_NET_ADMIN: install it setuid \
              root or with `setcap cap_net_admin+ep`"
         );
+        for why in [
+            NotGranted::NoNewPrivileges,
+            NotGranted::NosuidMount {
+                exe: "/opt/x/qemu-ifup".into(),
+            },
+            NotGranted::WithoutNetAdmin,
+        ] {
+            let text = why.to_string();
+            assert!(!text.contains('\n'), "{text}");
+        }
+        assert!(NotGranted::NoNewPrivileges
+            .to_string()
+            .contains("no-new-privileges"));
+        assert!(NotGranted::NosuidMount {
+            exe: "/opt/x/qemu-ifup".into()
+        }
+        .to_string()
+        .contains("/opt/x/qemu-ifup is on a filesystem mounted nosuid"));
         let e = PrivilegeError::NotSingleThreaded { threads: 3 };
         assert!(!e.to_string().contains('\n'));
     }

@@ -1,5 +1,5 @@
 //! The only unsafe code of the workspace: thin wrappers around the few calls that neither std nor
-//! nix offer (`getauxval`, `capget`/`capset`, the capability `prctl`s, `clearenv`).
+//! nix offer (`getauxval`, `capget`/`capset`, the capability `prctl`s, `clearenv`, `getxattr`).
 //!
 //! Every wrapper is a single syscall or libc call with plain-integer arguments or pointers to
 //! locals; no wrapper keeps a pointer past the call. All of them act on the calling thread only
@@ -163,17 +163,40 @@ pub(crate) fn ambient_clear_all() -> Result<(), Errno> {
     Errno::result(res).map(drop)
 }
 
+/// Proof that the process had a single thread when it was made: only
+/// `crate::require_single_thread` makes one, right after reading `Threads: 1` from
+/// `/proc/self/status`. Only the calling thread could start another one, and it is busy with the
+/// caller of the function that takes this.
+pub(crate) struct OneThread(());
+
+impl OneThread {
+    /// Only for `crate::require_single_thread`, after it has seen `Threads: 1`.
+    pub(crate) fn seen() -> OneThread {
+        OneThread(())
+    }
+}
+
 /// `clearenv(3)`: empties the process environment in one step, including entries std cannot
 /// name (`=x`, entries without `=`) and whose removal through `std::env::remove_var` would panic.
-///
-/// Only sound in a single-threaded process: no other thread may read or write the environment
-/// (through std, libc or anything else) at the same time.
-pub(crate) fn clearenv() -> Result<(), Errno> {
-    // SAFETY: the caller (`crate::clear_environment`, documented as start-of-main only) runs this
-    // while the process is single-threaded, so nothing reads `environ` concurrently; clearenv
-    // only sets `environ` to NULL, which std's env functions handle.
+pub(crate) fn clearenv(_one_thread: &OneThread) -> Result<(), Errno> {
+    // SAFETY: the environment is unsynchronised process-wide state; `OneThread` proves the
+    // process has no other thread that could read or write it at the same time. clearenv only
+    // sets `environ` to NULL, which std's env functions handle.
     let res = unsafe { libc::clearenv() };
     Errno::result(res).map(drop)
+}
+
+/// Whether the file at `path` carries file capabilities (a `security.capability` attribute).
+pub(crate) fn has_file_capabilities(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let name = c"security.capability";
+    // SAFETY: both pointers are to live NUL-terminated strings; with a NULL buffer and size 0,
+    // getxattr only returns the attribute's size and writes nothing.
+    let res = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+    res > 0
 }
 
 #[cfg(test)]

@@ -402,7 +402,9 @@ pub fn add_bridge_with_default_route(name: &str, cidr_v4: &str) {
     ip(&["route", "add", "default", "dev", name]);
 }
 
-/// Creates persistent tap `name` (`ip tuntap add mode tap [user U] [group G]`), down, no master.
+/// Creates persistent tap `name` (`ip tuntap add mode tap [user U] [group G]`), down, no master,
+/// with the MAC [`tap_mac`] of its name (the kernel's random one may already start with a high
+/// byte, which `tap-mac fe` leaves alone: tests need to know which case they get).
 pub fn add_tap(name: &str, owner: Option<u32>, group: Option<u32>) {
     let (owner, group) = (owner.map(|u| u.to_string()), group.map(|g| g.to_string()));
     let mut args = vec!["tuntap", "add", "dev", name, "mode", "tap"];
@@ -413,6 +415,16 @@ pub fn add_tap(name: &str, owner: Option<u32>, group: Option<u32>) {
         args.extend(["group", group.as_str()]);
     }
     ip(&args);
+    ip(&["link", "set", "dev", name, "address", &tap_mac(name)]);
+}
+
+/// The MAC [`add_tap`] gives tap `name`: `52:54:00:` and three bytes of a hash of the name.
+pub fn tap_mac(name: &str) -> String {
+    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let [a, b, c, _] = h.to_be_bytes();
+    format!("52:54:00:{a:02x}:{b:02x}:{c:02x}")
 }
 
 /// Creates persistent tun (layer 3, not a tap) `name`.

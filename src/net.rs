@@ -1,0 +1,200 @@
+//! The handful of rtnetlink operations the flow uses, behind a trait: the real socket in the
+//! binaries, a recording fake (below, tests only) for the decision and flow tests that run without
+//! root. The fake never replaces the real-kernel tests in `tests/`.
+
+use ifup_netlink::{BridgePort, DefaultRoute, Link, LinkChange, NetlinkError, Socket, VlanEntry};
+
+/// What the flow asks of the kernel.
+pub trait Net {
+    /// A link by name (the kernel also matches alternative names). `None`: no such link.
+    fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError>;
+    /// A link by ifindex. `None`: no such link.
+    fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetlinkError>;
+    /// The default routes of the main table, IPv4 then IPv6, each in the kernel's order.
+    fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError>;
+    /// The VLANs of a bridge port.
+    fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError>;
+    /// One `RTM_SETLINK`.
+    fn set_link(&mut self, index: u32, change: &LinkChange) -> Result<(), NetlinkError>;
+    /// Bridge-port flags and VLANs.
+    fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError>;
+}
+
+impl Net for Socket {
+    fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        Socket::link_by_name(self, name)
+    }
+
+    fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetlinkError> {
+        Socket::link_by_index(self, index)
+    }
+
+    fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError> {
+        Socket::default_routes(self)
+    }
+
+    fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError> {
+        Socket::port_vlans(self, index)
+    }
+
+    fn set_link(&mut self, index: u32, change: &LinkChange) -> Result<(), NetlinkError> {
+        Socket::set_link(self, index, change)
+    }
+
+    fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError> {
+        Socket::set_bridge_port(self, index, port)
+    }
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A kernel made of plain data: links, default routes and port VLANs. Changes are applied
+    //! to the data and recorded, one line per call; a chosen change can be made to fail.
+
+    use super::*;
+    use ifup_netlink::{Errno, PortFlags};
+
+    #[derive(Debug, Default)]
+    pub struct FakeNet {
+        pub links: Vec<Link>,
+        pub routes: Vec<DefaultRoute>,
+        pub vlans: Vec<(u32, VlanEntry)>,
+        /// Alternative names: (altname, ifindex).
+        pub altnames: Vec<(String, u32)>,
+        /// Every change asked for, in order: `set_link IDX {..}` / `set_bridge_port IDX {..}`.
+        pub calls: Vec<String>,
+        /// Fail the changes whose (0-based) numbers these are, with these errnos.
+        pub fail_changes: Vec<(usize, Errno)>,
+        changes: usize,
+    }
+
+    impl FakeNet {
+        pub fn new(links: Vec<Link>) -> FakeNet {
+            FakeNet {
+                links,
+                ..FakeNet::default()
+            }
+        }
+
+        pub fn link(&self, name: &str) -> &Link {
+            self.links
+                .iter()
+                .find(|l| l.name == name)
+                .unwrap_or_else(|| panic!("no link {name}"))
+        }
+
+        fn change(&mut self, what: String) -> Result<(), NetlinkError> {
+            self.calls.push(what);
+            let n = self.changes;
+            self.changes += 1;
+            match self.fail_changes.iter().find(|(at, _)| *at == n) {
+                Some(&(_, errno)) => Err(NetlinkError::Kernel {
+                    op: ifup_netlink::Op::SetLink,
+                    errno,
+                    ext_ack: None,
+                }),
+                None => Ok(()),
+            }
+        }
+
+        fn by_index(&mut self, index: u32) -> Result<&mut Link, NetlinkError> {
+            self.links
+                .iter_mut()
+                .find(|l| l.index == index)
+                .ok_or(NetlinkError::Kernel {
+                    op: ifup_netlink::Op::SetLink,
+                    errno: Errno::ENODEV,
+                    ext_ack: None,
+                })
+        }
+    }
+
+    impl Net for FakeNet {
+        fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
+            let alt = self
+                .altnames
+                .iter()
+                .find(|(a, _)| a == name)
+                .map(|(_, i)| *i);
+            Ok(self
+                .links
+                .iter()
+                .find(|l| l.name == name || Some(l.index) == alt)
+                .cloned())
+        }
+
+        fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetlinkError> {
+            Ok(self.links.iter().find(|l| l.index == index).cloned())
+        }
+
+        fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError> {
+            Ok(self.routes.clone())
+        }
+
+        fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError> {
+            Ok(self
+                .vlans
+                .iter()
+                .filter(|(i, _)| *i == index)
+                .map(|(_, v)| *v)
+                .collect())
+        }
+
+        fn set_link(&mut self, index: u32, change: &LinkChange) -> Result<(), NetlinkError> {
+            self.change(format!("set_link {index} {change:?}"))?;
+            let masters: Vec<u32> = self.links.iter().map(|l| l.index).collect();
+            let link = self.by_index(index)?;
+            if let Some(mac) = change.address {
+                link.address = Some(mac.to_vec());
+            }
+            if let Some(mtu) = change.mtu {
+                link.mtu = mtu;
+            }
+            if let Some(up) = change.up {
+                link.up = up;
+            }
+            if let Some(master) = change.master {
+                if master != 0 && !masters.contains(&master) {
+                    return Err(NetlinkError::Kernel {
+                        op: ifup_netlink::Op::SetLink,
+                        errno: Errno::EINVAL,
+                        ext_ack: None,
+                    });
+                }
+                link.master = (master != 0).then_some(master);
+                link.port = (master != 0).then_some(PortFlags::NEW_PORT);
+            }
+            Ok(())
+        }
+
+        fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError> {
+            self.change(format!("set_bridge_port {index} {port:?}"))?;
+            let link = self.by_index(index)?;
+            let Some(flags) = link.port.as_mut() else {
+                return Err(NetlinkError::Kernel {
+                    op: ifup_netlink::Op::SetBridgePort,
+                    errno: Errno::EOPNOTSUPP,
+                    ext_ack: None,
+                });
+            };
+            for (slot, v) in [
+                (&mut flags.isolated, port.isolated),
+                (&mut flags.hairpin, port.hairpin),
+                (&mut flags.learning, port.learning),
+                (&mut flags.flood, port.flood),
+            ] {
+                if let Some(v) = v {
+                    *slot = v;
+                }
+            }
+            self.vlans
+                .retain(|(i, v)| *i != index || !port.del_vlans.iter().any(|d| d.first == v.first));
+            for v in &port.add_vlans {
+                self.vlans
+                    .retain(|(i, e)| *i != index || e.first != v.first);
+                self.vlans.push((index, *v));
+            }
+            Ok(())
+        }
+    }
+}
