@@ -529,3 +529,57 @@ fn stp_forward_delay_warns_and_attaches() {
         assert!(warnings[0].contains(w), "{w:?} missing: {out:#?}");
     }
 }
+
+/// Finding 6 of the security review: a bridge whose MAC the admin did not set takes the lowest
+/// MAC of its ports (a tap's, which the tap's owner can change): warned about, with the fix.
+/// Run with a sysfs of the test's namespace, where `addr_assign_type` is.
+#[test]
+fn a_bridge_mac_the_admin_did_not_set_is_warned_about() {
+    let _ns = netns();
+    add_bridge("br0", None);
+    ip(&[
+        "link",
+        "add",
+        "br1",
+        "address",
+        "02:00:00:00:01:01",
+        "type",
+        "bridge",
+    ]);
+    set_up("br1");
+    add_bridge("br2", None);
+    ip(&["link", "set", "br2", "address", "02:00:00:00:02:02"]);
+    add_tap("vmtap0", None, None);
+    add_tap("vmtap1", None, None);
+    add_tap("vmtap2", None, None);
+    let up = |tap: &str, bridge: &str| {
+        let cfg = config(
+            &format!("mac_warning_{bridge}"),
+            &format!("bridge {bridge}\n"),
+        );
+        ifup_testkit::run_with_own_sysfs(Path::new(IFUP), &["--config", &cfg, tap])
+    };
+    // Random MAC (addr_assign_type 1): warned, with the bridge's MAC as it was to pin.
+    let mac = expect_link("br0").address.unwrap();
+    let out = up("vmtap0", "br0");
+    out.assert_success();
+    assert_up_on("vmtap0", "br0");
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "{out:#?}");
+    // What it warns of: its only port is the tap, and the bridge took the tap's MAC.
+    assert_eq!(expect_link("br0").address, expect_link("vmtap0").address);
+    for word in [
+        "bridge br0",
+        "MAC address was not set by the admin",
+        &format!("ip link set br0 address {mac}"),
+    ] {
+        assert!(w[0].contains(word), "{word:?} missing: {out:#?}");
+    }
+    // Set at creation, or afterwards (addr_assign_type 3): no warning.
+    for (tap, bridge) in [("vmtap1", "br1"), ("vmtap2", "br2")] {
+        let out = up(tap, bridge);
+        out.assert_success();
+        assert_up_on(tap, bridge);
+        assert_eq!(warnings(&out), Vec::<&str>::new(), "{bridge}: {out:#?}");
+    }
+}

@@ -524,6 +524,31 @@ pub fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
     output_of(clean_command(bin, args, env), bin)
 }
 
+/// Like [`run`], in a mount namespace of its own where `/sys` is a sysfs mounted from the calling
+/// thread's network namespace (sysfs shows the devices of the namespace it was mounted in: the
+/// test process's `/sys` shows the host's).
+pub fn run_with_own_sysfs(bin: &Path, args: &[&str]) -> RunOutput {
+    assert_in_test_netns(&format!("{} with its own /sys", bin.display()));
+    let mut all: Vec<&str> = vec![
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        "mount -t sysfs sysfs /sys && exec \"$0\" \"$@\"",
+    ];
+    let bin_str = bin.to_str().expect("a UTF-8 path");
+    all.push(bin_str);
+    all.extend_from_slice(args);
+    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("unshare not found: install util-linux");
+    output_of(clean_command(unshare, &all, &[]), bin)
+}
+
 /// Like [`run`], as `creds` (needs root).
 pub fn run_as(bin: &Path, args: &[&str], env: &[(&str, &str)], creds: Creds) -> RunOutput {
     let mut cmd = clean_command(bin, args, env);

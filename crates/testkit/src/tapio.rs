@@ -52,6 +52,13 @@ impl TapQueue {
     /// header) in the test namespace. Panics on failure.
     pub fn attach(name: &str) -> TapQueue {
         assert_in_test_netns(&format!("opening tap {name}"));
+        TapQueue::try_attach(name)
+            .unwrap_or_else(|e| panic!("TUNSETIFF {name} (attach to the tap): {e}"))
+    }
+
+    /// Like [`TapQueue::attach`], in whatever namespace the process is, returning the kernel's
+    /// error (`EPERM` when `tun_not_capable()` refuses the caller): the probe `open-tap` uses it.
+    pub fn try_attach(name: &str) -> std::io::Result<TapQueue> {
         assert!(
             !name.is_empty() && name.len() < libc::IFNAMSIZ,
             "bad interface name {name:?}"
@@ -60,8 +67,7 @@ impl TapQueue {
             .read(true)
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open("/dev/net/tun")
-            .unwrap_or_else(|e| panic!("cannot open /dev/net/tun: {e}"));
+            .open("/dev/net/tun")?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
             flags: IFF_TAP | IFF_NO_PI,
@@ -74,15 +80,12 @@ impl TapQueue {
         // open /dev/net/tun descriptor.
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req as *mut IfReq) };
         if rc < 0 {
-            panic!(
-                "TUNSETIFF {name} (attach to the tap): {}",
-                std::io::Error::last_os_error()
-            );
+            return Err(std::io::Error::last_os_error());
         }
-        TapQueue {
+        Ok(TapQueue {
             name: name.to_owned(),
             file,
-        }
+        })
     }
 
     /// The tap's name.
