@@ -1477,3 +1477,46 @@ fn a_libvirt_style_tap_keeps_its_mac() {
         assert_ne!(l.address.as_deref(), Some(guest), "{tap}");
     }
 }
+
+/// Under no-new-privileges the kernel withholds what the install grants (a file-capability exec
+/// still gets AT_SECURE, a setuid one not even that): the error names no-new-privileges as the
+/// reason instead of telling the admin to install what is installed, and `--help`, `--version`
+/// and `--dry-run` work.
+#[test]
+fn no_new_privileges_is_named_as_the_reason() {
+    let w = World::new("nnp");
+    add_tap("vmtap0", Some(ALICE), None);
+    let setpriv = Path::new("/usr/bin/setpriv");
+    for how in PRIVILEGED {
+        for prog in [Prog::Up, Prog::Down] {
+            let copy = prog.copy(how);
+            let run = |args: &[&str]| {
+                let mut all = vec!["--no-new-privs", copy.to_str().unwrap()];
+                all.extend_from_slice(args);
+                run_privileged(&w.etc, &alice(), setpriv, &all, &[])
+            };
+            let out = run(&["--help"]);
+            assert_eq!(out.code, 0, "{how:?} {prog:?}: {out:#?}");
+            assert!(out.stdout.starts_with("Usage: "), "{out:#?}");
+            let out = run(&["--version"]);
+            assert_eq!(out.code, 0, "{how:?} {prog:?}: {out:#?}");
+            if prog == Prog::Down {
+                set_master("vmtap0", "br0");
+            }
+            let out = run(&["--dry-run", "vmtap0"]);
+            assert_eq!(out.code, 0, "{how:?} {prog:?}: {out:#?}");
+            assert!(out.stdout.starts_with("tap vmtap0 "), "{out:#?}");
+            let before = links();
+            let out = run(&["vmtap0"]);
+            assert_refused(
+                &out,
+                1,
+                prog,
+                &["vmtap0", "Operation not permitted", "no-new-privileges"],
+            );
+            assert!(!out.stderr.contains("setcap"), "{how:?}: {out:#?}");
+            assert_unchanged(&before, "a run under no-new-privileges");
+            ip(&["link", "set", "vmtap0", "nomaster"]);
+        }
+    }
+}
