@@ -390,3 +390,232 @@ fn without_cap_net_admin_the_error_says_how_to_fix_it() {
     assert_eq!(links(), before);
     let _ = set_mtu;
 }
+
+// ---------------------------------------------------------------------------------------------
+// What following the docs literally found (each failed before the fix).
+
+/// The re-run converges the tap to its rule, both ways: a rule that gained `isolated on mtu
+/// 1300` gets both on the attached, up tap; a tap attached with `hairpin on learning off flood
+/// off` gets the kernel's new-port flags back under a plain rule. The tap stays attached and up.
+#[test]
+fn rerun_converges_flags_and_mtu_both_ways() {
+    // The bridge's MTU set by the admin (1400), so it does not follow its ports'.
+    let _ns = setup(1400);
+    let plain = config("converge_plain", "bridge br0\n");
+    ifup(&["--config", &plain, "vmtap0"]).assert_success();
+    let more = config("converge_more", "bridge br0 isolated on mtu 1300\n");
+    ifup(&["--config", &more, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 1300);
+    let port = expect_link("vmtap0").bridge_port.unwrap();
+    assert!(
+        port.isolated && !port.hairpin && port.learning && port.flood,
+        "{port:?}"
+    );
+
+    let odd = config(
+        "converge_odd",
+        "bridge br0 hairpin on learning off flood off\n",
+    );
+    ifup(&["--config", &odd, "vmtap0"]).assert_success();
+    let port = expect_link("vmtap0").bridge_port.unwrap();
+    assert!(
+        !port.isolated && port.hairpin && !port.learning && !port.flood,
+        "{port:?}"
+    );
+    ifup(&["--config", &plain, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 1400);
+    let port = expect_link("vmtap0").bridge_port.unwrap();
+    assert!(
+        !port.isolated && !port.hairpin && port.learning && port.flood,
+        "{port:?}"
+    );
+    // Converged: a third run changes nothing (and says nothing).
+    let before = links();
+    let out = ifup(&["--config", &plain, "vmtap0"]);
+    out.assert_success();
+    assert_eq!(links(), before);
+    let out = ifup(&["--dry-run", "--config", &plain, "vmtap0"]);
+    assert!(out.stdout.contains("nothing to do"), "{out:#?}");
+}
+
+/// `mtu 65535` is more than a tap takes (65521): refused by the plan, with the dry run showing
+/// the same error, and an attached, up tap is left exactly as it was (not down on the bridge).
+#[test]
+fn an_mtu_above_the_taps_maximum_changes_nothing() {
+    let _ns = setup(1500);
+    let cfg = config("mtu_max", "bridge br0 mtu 65535\n");
+    for attached in [false, true] {
+        if attached {
+            ifup(&["--config", &empty_config("mtu_max_plain"), "vmtap0"]).assert_success();
+            assert_attached("vmtap0", "br0", 1500);
+        }
+        let before = links();
+        for args in [
+            &["--dry-run", "--config", &cfg, "vmtap0"][..],
+            &["--config", &cfg, "vmtap0"],
+        ] {
+            let out = ifup(args);
+            assert_fails(
+                &out,
+                1,
+                "qemu-ifup",
+                &["vmtap0", "br0", "mtu 65535", "at most 65521"],
+            );
+            assert_eq!(links(), before, "attached: {attached}");
+        }
+    }
+}
+
+/// Run by root, a symlinked config is read (a common config-management layout); only
+/// privileged mode refuses symlinks.
+#[test]
+fn root_follows_a_symlinked_config() {
+    let _ns = setup(1500);
+    add_bridge("br1", None);
+    let real = config("symlink_target", "bridge br1\n");
+    let link = format!("{real}.link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    ifup(&["--config", &link, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br1", 1500);
+    // So is an include that is a symlink.
+    ifdown(&["vmtap0"]).assert_success();
+    let main = config("symlink_main", &format!("include {link}\n"));
+    ifup(&["--config", &main, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br1", 1500);
+}
+
+/// Every config problem: exit status 2, and the file and line.
+#[test]
+fn every_config_problem_is_exit_2_with_file_and_line() {
+    let _ns = setup(1500);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ifup-config-problems");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let d = dir.display();
+    let cases: Vec<(String, Vec<String>)> = vec![
+        // A missing include.
+        (
+            write(
+                "missing.conf",
+                format!("bridge br0\ninclude {d}/nope.conf\n").as_bytes(),
+            ),
+            vec![format!("{d}/missing.conf:2"), "does not exist".into()],
+        ),
+        // An include that is a directory.
+        (
+            write("dir.conf", format!("# x\ninclude {d}\n").as_bytes()),
+            vec![format!("{d}/dir.conf:2"), "not a regular file".into()],
+        ),
+        // A loop.
+        (
+            write("loop.conf", format!("include {d}/loop.conf\n").as_bytes()),
+            vec![format!("{d}/loop.conf:1"), "include loop".into()],
+        ),
+        // A byte that is not UTF-8 in a line (in a comment it is nothing: see below).
+        (
+            write("utf8.conf", b"bridge br0\ntap vm\xff bridge br0\n"),
+            vec![format!("{d}/utf8.conf:2"), "not valid UTF-8".into()],
+        ),
+        // A no-break space is not a separator.
+        (
+            write("nbsp.conf", "bridge\u{a0}br0\n".as_bytes()),
+            vec![format!("{d}/nbsp.conf:1"), "unknown keyword".into()],
+        ),
+    ];
+    let before = links();
+    for (path, words) in &cases {
+        let out = ifup(&["--config", path, "vmtap0"]);
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        assert_fails(&out, 2, "qemu-ifup", &words);
+        assert_eq!(links(), before, "{path}");
+    }
+    let ok = write("comment.conf", b"# caf\xe9\nbridge br0 # \xff\xfe\n");
+    ifup(&["--config", &ok, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 1500);
+}
+
+/// The bridge choice without a config, as Debian's /etc/qemu-ifup makes it: two default routes,
+/// the first (metric 100) via a veth, the second (metric 200) via a bridge: the bridge. And a
+/// multipath default route with the bridge among its next hops (which Debian's script does not
+/// see): the bridge.
+#[test]
+fn default_route_bridge_as_debians_script_picks_it() {
+    let _ns = Netns::new();
+    add_veth("vx", "vy");
+    add_bridge("br0", Some(1400));
+    for dev in ["vx", "vy"] {
+        ip(&["link", "set", dev, "up"]);
+    }
+    ip(&["addr", "add", "10.0.3.1/24", "dev", "vx"]);
+    ip(&["addr", "add", "10.0.2.1/24", "dev", "br0"]);
+    ip(&[
+        "route", "add", "default", "via", "10.0.3.2", "dev", "vx", "metric", "100",
+    ]);
+    ip(&[
+        "route", "add", "default", "via", "10.0.2.2", "dev", "br0", "metric", "200", "onlink",
+    ]);
+    add_tap("vmtap0", None, None);
+    let cfg = empty_config("debian_two_routes");
+    let out = ifup(&["--dry-run", "--config", &cfg, "vmtap0"]);
+    assert!(out.stdout.contains("bridge br0 ("), "{out:#?}");
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 1400);
+    ifdown(&["vmtap0"]).assert_success();
+
+    ip(&["route", "flush", "exact", "0.0.0.0/0"]);
+    ip(&[
+        "route", "add", "default", "nexthop", "via", "10.0.3.2", "dev", "vx", "nexthop", "via",
+        "10.0.2.2", "dev", "br0", "onlink",
+    ]);
+    ifup(&["--config", &cfg, "vmtap0"]).assert_success();
+    assert_attached("vmtap0", "br0", 1400);
+    ifdown(&["vmtap0"]).assert_success();
+
+    // Only the veth: the error names it.
+    ip(&["route", "flush", "exact", "0.0.0.0/0"]);
+    ip(&["route", "add", "default", "via", "10.0.3.2", "dev", "vx"]);
+    let out = ifup(&["--config", &cfg, "vmtap0"]);
+    assert_fails(
+        &out,
+        1,
+        "qemu-ifup",
+        &["no default route goes via a bridge", "vx"],
+    );
+}
+
+/// qemu-ifdown reads no config, and says so: `--config` is a usage error, whatever the file.
+#[test]
+fn ifdown_takes_no_config() {
+    let _ns = setup(1500);
+    for args in [
+        &["-c", "/nonexistent", "vmtap0"][..],
+        &["--config=/etc/passwd", "vmtap0"],
+    ] {
+        let out = ifdown(args);
+        assert_fails(&out, 2, "qemu-ifdown", &["--config", "reads no config"]);
+    }
+    let out = ifdown(&["--help"]);
+    out.assert_success();
+    assert!(!out.stdout.contains("--config"), "{}", out.stdout);
+    assert!(out.stdout.contains("reads no config"), "{}", out.stdout);
+}
+
+/// A tun (layer 3) is refused with a plain message.
+#[test]
+fn a_tun_is_said_to_be_a_tun() {
+    let _ns = setup(1500);
+    add_tun("tun0");
+    let out = ifup(&["--config", &empty_config("tun_msg"), "tun0"]);
+    assert_fails(
+        &out,
+        1,
+        "qemu-ifup",
+        &["tun0 is a tun device, not a tap: refusing to touch it"],
+    );
+    assert!(!out.stderr.contains("not a tap), not a tap"), "{out:#?}");
+}
