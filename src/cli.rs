@@ -27,6 +27,71 @@ pub enum Command {
     Help,
     Version,
     Run(Args),
+    /// qemu-ifup as QEMU's bridge helper (`--use-vnet --fd=N --br=BRIDGE`).
+    Helper(HelperArgs),
+}
+
+/// The arguments of QEMU's and libvirt's bridge-helper protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperArgs {
+    /// `--br=BRIDGE`.
+    pub bridge: OsString,
+    /// `--fd=N`: the unix socket to send the tap's descriptor over.
+    pub fd: i32,
+    /// `--use-vnet`: give the tap virtio-net headers if the kernel can.
+    pub vnet_hdr: bool,
+}
+
+/// Whether `arg` is one of the bridge-helper arguments.
+fn is_helper_arg(arg: &OsString) -> bool {
+    arg.to_str()
+        .is_some_and(|a| a == "--use-vnet" || a.starts_with("--fd=") || a.starts_with("--br="))
+}
+
+/// `--use-vnet`, `--fd=N` and `--br=BRIDGE`, in any order, each at most once, `--fd` and `--br`
+/// required (as qemu-bridge-helper takes them).
+fn parse_helper(args: Vec<OsString>) -> Result<Command, Error> {
+    let usage = |what: String| {
+        Error::Usage(format!(
+            "{what} (as a bridge helper: --br=BRIDGE --fd=N [--use-vnet], in any order)"
+        ))
+    };
+    let (mut bridge, mut fd, mut vnet_hdr) = (None, None, false);
+    for arg in args {
+        let Some(a) = arg.to_str() else {
+            return Err(usage(format!("unexpected argument {arg:?}")));
+        };
+        if a == "--use-vnet" {
+            if vnet_hdr {
+                return Err(usage("--use-vnet given twice".into()));
+            }
+            vnet_hdr = true;
+        } else if let Some(n) = a.strip_prefix("--fd=") {
+            let n = n
+                .parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| usage(format!("bad --fd value {n:?}")))?;
+            if fd.replace(n).is_some() {
+                return Err(usage("--fd given twice".into()));
+            }
+        } else if let Some(b) = a.strip_prefix("--br=") {
+            if bridge.replace(OsString::from(b)).is_some() {
+                return Err(usage("--br given twice".into()));
+            }
+        } else {
+            return Err(usage(format!("unexpected argument {a:?}")));
+        }
+    }
+    match (bridge, fd) {
+        (Some(bridge), Some(fd)) => Ok(Command::Helper(HelperArgs {
+            bridge,
+            fd,
+            vnet_hdr,
+        })),
+        (None, _) => Err(usage("--br=BRIDGE is missing".into())),
+        (_, None) => Err(usage("--fd=N is missing".into())),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +102,13 @@ pub struct Args {
     pub config: Option<PathBuf>,
 }
 
-/// Parse the arguments after argv[0]: options, then exactly one TAP.
+/// Parse the arguments after argv[0]: options, then exactly one TAP; or, for qemu-ifup, the
+/// bridge-helper arguments.
 pub fn parse(action: Action, args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if action == Action::Up && args.iter().any(is_helper_arg) {
+        return parse_helper(args);
+    }
     let mut tap = None;
     let mut dry_run = false;
     let mut config = None;
@@ -108,7 +178,10 @@ pub fn help(action: Action) -> String {
                -h, --help         this help\n  \
                -V, --version      print the version\n\n\
              The bridge: the first `tap GLOB bridge NAME` rule matching TAP, else the `bridge NAME` line,\n\
-             else the first device of the default routes that is a bridge.\n\
+             else the first device of the default routes that is a bridge.\n\n\
+             As QEMU's bridge helper: qemu-ifup --br=BRIDGE --fd=N [--use-vnet]\n\
+             creates a tap, attaches it to BRIDGE and passes it to QEMU over the socket N\n\
+             (-netdev bridge,br=BRIDGE,helper=/usr/libexec/qemu-ifup-rs).\n\
              {common}",
             config = crate::CONFIG_PATH,
         ),
@@ -174,6 +247,56 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{bad:?}");
             assert!(e.to_string().contains("reads no config"), "{e}");
         }
+    }
+
+    #[test]
+    fn bridge_helper_arguments_in_any_order() {
+        let want = Command::Helper(HelperArgs {
+            bridge: "br0".into(),
+            fd: 5,
+            vnet_hdr: true,
+        });
+        // QEMU's order, libvirt's order.
+        assert_eq!(
+            p(Action::Up, &["--use-vnet", "--fd=5", "--br=br0"]).unwrap(),
+            want
+        );
+        assert_eq!(
+            p(Action::Up, &["--use-vnet", "--br=br0", "--fd=5"]).unwrap(),
+            want
+        );
+        assert_eq!(
+            p(Action::Up, &["--br=br0", "--fd=5"]).unwrap(),
+            Command::Helper(HelperArgs {
+                bridge: "br0".into(),
+                fd: 5,
+                vnet_hdr: false,
+            })
+        );
+        for bad in [
+            &["--br=br0"][..],
+            &["--fd=5"],
+            &["--use-vnet"],
+            &["--br=br0", "--fd=5", "--fd=6"],
+            &["--br=br0", "--br=br1", "--fd=5"],
+            &["--use-vnet", "--use-vnet", "--br=br0", "--fd=5"],
+            &["--br=br0", "--fd=-1"],
+            &["--br=br0", "--fd=x"],
+            &["--br=br0", "--fd=", "tap0"],
+            &["--br=br0", "--fd=5", "tap0"],
+            &["--br=br0", "--fd=5", "--dry-run"],
+        ] {
+            let e = p(Action::Up, bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+            assert!(e.to_string().contains("bridge helper"), "{bad:?}: {e}");
+        }
+        // qemu-ifdown is no bridge helper.
+        assert_eq!(
+            p(Action::Down, &["--br=br0", "--fd=5"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use ifup_policy::{
     TapOwner,
 };
 
-use crate::error::Error;
+use crate::error::{Error, Subject};
 use crate::ACL_PATH;
 
 /// Who runs us, decided once at start.
@@ -113,8 +113,7 @@ pub fn the_tap(argv: &IfName, found: Option<Link>) -> Result<Option<Tap>, Error>
     // The kernel's names obey the same rules as ours, but a name from the kernel is still
     // checked rather than trusted.
     let name = IfName::parse(&link.name).map_err(|e| Error::Invalid {
-        tap: argv.to_string(),
-        bridge: None,
+        at: Subject::new(argv, None),
         reason: format!("the kernel's name of the link is unusable: {e}"),
     })?;
     if !link.is_tap() {
@@ -155,33 +154,40 @@ pub fn callers_tap(mode: &Mode, tap: &Tap, bridge: Option<&str>) -> Result<(), E
 
 /// Privileged mode: the ACL must allow `bridge` to the caller.
 pub fn acl_allows(mode: &Mode, tap: &Tap, bridge: &IfName) -> Result<(), Error> {
+    match acl_denial(mode, bridge) {
+        Some(reason) => Err(denied(tap, Some(bridge.as_str()), reason)),
+        None => Ok(()),
+    }
+}
+
+/// Privileged mode: why the ACL does not allow `bridge` to the caller (`None`: it does, or this
+/// is not privileged mode).
+fn acl_denial(mode: &Mode, bridge: &IfName) -> Option<Denial> {
     let Mode::Privileged { caller, acl, .. } = mode else {
-        return Ok(());
+        return None;
     };
-    let denial = match acl {
+    match acl {
         Ok(acl) => match acl.verdict(bridge) {
-            AclVerdict::Allowed { .. } => return Ok(()),
-            AclVerdict::Denied { at } => Denial::AclDeny {
+            AclVerdict::Allowed { .. } => None,
+            AclVerdict::Denied { at } => Some(Denial::AclDeny {
                 bridge: bridge.to_string(),
                 uid: caller.uid,
                 at: at.to_string(),
-            },
-            AclVerdict::NoMatch => Denial::AclNoMatch {
+            }),
+            AclVerdict::NoMatch => Some(Denial::AclNoMatch {
                 bridge: bridge.to_string(),
                 uid: caller.uid,
-            },
+            }),
         },
-        Err(reason) => Denial::AclUnusable {
+        Err(reason) => Some(Denial::AclUnusable {
             reason: reason.clone(),
-        },
-    };
-    Err(denied(tap, Some(bridge.as_str()), denial))
+        }),
+    }
 }
 
 fn denied(tap: &Tap, bridge: Option<&str>, reason: Denial) -> Error {
     Error::Denied {
-        tap: tap.name.to_string(),
-        bridge: bridge.map(str::to_owned),
+        at: Subject::new(&tap.name, bridge),
         reason,
     }
 }
@@ -333,8 +339,7 @@ pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Attach, Erro
         }
         None => {
             return Err(Error::Invalid {
-                tap: tap.name.to_string(),
-                bridge: None,
+                at: Subject::new(&tap.name, None),
                 reason: "no bridge was looked up".to_owned(),
             })
         }
@@ -342,22 +347,19 @@ pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Attach, Erro
     callers_tap(mode, &tap, Some(&label))?;
     let Some(bridge) = bridge else {
         return Err(Error::BridgeMissing {
-            tap: tap.name.to_string(),
-            bridge: label,
+            at: Subject::new(&tap.name, Some(&label)),
             origin: origin.to_string(),
         });
     };
     if !bridge.is_bridge() {
         return Err(Error::NotABridge {
-            tap: tap.name.to_string(),
-            bridge: bridge.name.clone(),
+            at: Subject::new(&tap.name, Some(&bridge.name)),
             what: bridge.describe(),
             origin: origin.to_string(),
         });
     }
     let kernel_name = IfName::parse(&bridge.name).map_err(|e| Error::Invalid {
-        tap: tap.name.to_string(),
-        bridge: Some(bridge.name.clone()),
+        at: Subject::new(&tap.name, Some(&bridge.name)),
         reason: e.to_string(),
     })?;
     acl_allows(mode, &tap, &kernel_name)?;
@@ -422,8 +424,7 @@ pub fn down(mode: &Mode, facts: DownFacts) -> Result<Option<Detach>, Error> {
                     ));
                 }
                 let bridge = IfName::parse(&m.name).map_err(|e| Error::Invalid {
-                    tap: tap.name.to_string(),
-                    bridge: Some(m.name.clone()),
+                    at: Subject::new(&tap.name, Some(&m.name)),
                     reason: e.to_string(),
                 })?;
                 acl_allows(mode, &tap, &bridge)?;
@@ -432,4 +433,35 @@ pub fn down(mode: &Mode, facts: DownFacts) -> Result<Option<Detach>, Error> {
         }
     }
     Ok(Some(Detach { tap, master }))
+}
+
+/// Bridge-helper mode (qemu-ifup as QEMU's `qemu-bridge-helper`): `bridge` must exist and be a
+/// bridge, and (privileged mode) the ACL must allow it, before any tap is made. No tap is the
+/// caller's to check: the helper makes it, and the caller never names it.
+pub fn helper(mode: &Mode, bridge_name: &IfName, bridge: Option<Link>) -> Result<Link, Error> {
+    let origin = "given with --br".to_owned();
+    let Some(bridge) = bridge else {
+        return Err(Error::BridgeMissing {
+            at: Subject::bridge(bridge_name),
+            origin,
+        });
+    };
+    if !bridge.is_bridge() {
+        return Err(Error::NotABridge {
+            at: Subject::bridge(&bridge.name),
+            what: bridge.describe(),
+            origin,
+        });
+    }
+    let kernel_name = IfName::parse(&bridge.name).map_err(|e| Error::Invalid {
+        at: Subject::bridge(&bridge.name),
+        reason: e.to_string(),
+    })?;
+    if let Some(reason) = acl_denial(mode, &kernel_name) {
+        return Err(Error::Denied {
+            at: Subject::bridge(&kernel_name),
+            reason,
+        });
+    }
+    Ok(bridge)
 }

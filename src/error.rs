@@ -50,44 +50,35 @@ pub enum Error {
         why: String,
         config: String,
     },
-    #[error("tap {tap}, bridge {bridge}: the bridge does not exist ({origin})")]
-    BridgeMissing {
-        tap: String,
-        bridge: String,
-        origin: String,
-    },
-    #[error("tap {tap}, bridge {bridge}: {bridge} is {what}, not a bridge ({origin})")]
+    #[error("{at}: the bridge does not exist ({origin})")]
+    BridgeMissing { at: Subject, origin: String },
+    #[error("{at}: it is {what}, not a bridge ({origin})")]
     NotABridge {
-        tap: String,
-        bridge: String,
+        at: Subject,
         what: String,
         origin: String,
     },
     /// The plan cannot be carried out on these links (nothing was changed).
-    #[error("tap {tap}{}: {reason}", bridge_part(bridge))]
-    Invalid {
-        tap: String,
-        bridge: Option<String>,
-        reason: String,
-    },
-    #[error("tap {tap}{}: denied: {reason}", bridge_part(bridge))]
-    Denied {
-        tap: String,
-        bridge: Option<String>,
-        reason: Denial,
-    },
+    #[error("{at}: {reason}")]
+    Invalid { at: Subject, reason: String },
+    #[error("{at}: denied: {reason}")]
+    Denied { at: Subject, reason: Denial },
     /// A change failed; `undo` says what became of the tap.
-    #[error(
-        "tap {tap}{}: {action} failed: {source}{hint}; {undo}",
-        bridge_part(bridge)
-    )]
+    #[error("{at}: {action} failed: {source}{hint}; {undo}")]
     Failed {
-        tap: String,
-        bridge: Option<String>,
+        at: Subject,
         action: &'static str,
         #[source]
         source: NetlinkError,
         undo: Undo,
+        hint: Hint,
+    },
+    /// Creating the tap, or passing it to QEMU, failed (bridge-helper mode).
+    #[error("{at}: {source}{hint}")]
+    Tun {
+        at: Subject,
+        #[source]
+        source: ifup_tun::TunError,
         hint: Hint,
     },
     /// Writing our output failed (a closed pipe, a full disk).
@@ -95,11 +86,40 @@ pub enum Error {
     Output(#[source] std::io::Error),
 }
 
-fn bridge_part(bridge: &Option<String>) -> String {
-    bridge
-        .as_ref()
-        .map(|b| format!(", bridge {b}"))
-        .unwrap_or_default()
+/// What a message is about: the tap and the bridge, as far as they are known (in bridge-helper
+/// mode, a refusal comes before there is a tap).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub tap: Option<String>,
+    pub bridge: Option<String>,
+}
+
+impl Subject {
+    pub fn new(tap: impl fmt::Display, bridge: Option<&str>) -> Subject {
+        Subject {
+            tap: Some(tap.to_string()),
+            bridge: bridge.map(str::to_owned),
+        }
+    }
+
+    pub fn bridge(bridge: impl fmt::Display) -> Subject {
+        Subject {
+            tap: None,
+            bridge: Some(bridge.to_string()),
+        }
+    }
+}
+
+/// `tap X, bridge Y`, `tap X` or `bridge Y`.
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.tap, &self.bridge) {
+            (Some(t), Some(b)) => write!(f, "tap {t}, bridge {b}"),
+            (Some(t), None) => write!(f, "tap {t}"),
+            (None, Some(b)) => write!(f, "bridge {b}"),
+            (None, None) => f.write_str("(no tap)"),
+        }
+    }
 }
 
 /// The advice added to a "not permitted" error: how to give the helper `CAP_NET_ADMIN`, or why
@@ -180,18 +200,25 @@ impl Error {
         }
     }
 
-    /// The netlink error inside, if any.
-    fn netlink(&self) -> Option<&NetlinkError> {
+    /// Whether this is the kernel saying "not permitted".
+    fn is_permission(&self) -> bool {
         match self {
-            Error::Netlink { source, .. } | Error::Failed { source, .. } => Some(source),
-            _ => None,
+            Error::Netlink { source, .. } | Error::Failed { source, .. } => source.is_permission(),
+            Error::Tun {
+                source: ifup_tun::TunError::Create(e) | ifup_tun::TunError::Open(e),
+                ..
+            } => matches!(e, nix::errno::Errno::EPERM | nix::errno::Errno::EACCES),
+            _ => false,
         }
     }
 
     /// Add `hint` to a "not permitted" kernel error.
     pub fn with_permission_hint(mut self, hint: impl FnOnce() -> String) -> Error {
-        if self.netlink().is_some_and(NetlinkError::is_permission) {
-            if let Error::Netlink { hint: h, .. } | Error::Failed { hint: h, .. } = &mut self {
+        if self.is_permission() {
+            if let Error::Netlink { hint: h, .. }
+            | Error::Failed { hint: h, .. }
+            | Error::Tun { hint: h, .. } = &mut self
+            {
                 *h = Hint(Some(hint()));
             }
         }
@@ -219,13 +246,7 @@ impl Error {
     /// repeated.
     pub fn syslog_text(&self) -> String {
         match self {
-            Error::Denied {
-                tap,
-                bridge,
-                reason,
-            } => {
-                format!("denied: tap {tap}{}: {reason}", bridge_part(bridge))
-            }
+            Error::Denied { at, reason } => format!("denied: {at}: {reason}"),
             e if e.is_denial() => format!("denied: {e}"),
             e => format!("failed: {e}"),
         }
@@ -255,8 +276,7 @@ mod tests {
     #[test]
     fn denials_say_denied_once_in_syslog() {
         let e = Error::Denied {
-            tap: "vm0".into(),
-            bridge: Some("br0".into()),
+            at: Subject::new("vm0", Some("br0")),
             reason: Denial::AclNoMatch {
                 bridge: "br0".into(),
                 uid: 1000,

@@ -6,7 +6,7 @@ use ifup_netlink::{Errno, Link, NetlinkError};
 use ifup_policy::{Config, IfName};
 
 use crate::decide::{self, BridgeFacts, DownFacts, Mode, Tap, UpFacts};
-use crate::error::{Error, Hint, Undo};
+use crate::error::{Error, Hint, Subject, Undo};
 use crate::net::Net;
 use crate::plan::{self, Plan, Step};
 
@@ -121,8 +121,7 @@ pub fn up(
     let a = decide::up(mode, config_desc, facts)?;
     let origin = a.origin.to_string();
     let plan = plan::up(&a).map_err(|e| Error::Invalid {
-        tap: a.tap.name.to_string(),
-        bridge: Some(a.bridge.name.clone()),
+        at: Subject::new(&a.tap.name, Some(&a.bridge.name)),
         reason: e.reason(&a.bridge, &origin),
     })?;
     let (tap, bridge) = (&a.tap, &a.bridge);
@@ -229,6 +228,78 @@ pub fn down(
     }
 }
 
+/// Bridge-helper mode: check `bridge` (and, privileged, the ACL), then create a tap, give it the
+/// options of the config's rule for (this bridge, the tap's name), attach it and bring it up.
+/// Returns the tap, to be passed to QEMU; dropping it deletes the tap (it is not persistent),
+/// so on any error here nothing is left behind.
+pub fn helper(
+    net: &mut dyn Net,
+    mode: &Mode,
+    config: Option<&Config>,
+    bridge_name: &IfName,
+    vnet_hdr: bool,
+) -> Result<(Outcome, ifup_tun::NewTap), Error> {
+    let at = || Subject::bridge(bridge_name);
+    let err = |source| Error::Netlink {
+        tap: format!("(new) for bridge {bridge_name}"),
+        source,
+        hint: Hint::default(),
+    };
+    let bridge = net.link_by_name(bridge_name.as_str()).map_err(err)?;
+    let bridge = decide::helper(mode, bridge_name, bridge)?;
+    let new = net.create_tap(vnet_hdr).map_err(|source| Error::Tun {
+        at: at(),
+        source,
+        hint: Hint::default(),
+    })?;
+    let link = net
+        .link_by_name(&new.name)
+        .map_err(err)?
+        .ok_or_else(|| Error::Invalid {
+            at: Subject::new(&new.name, Some(&bridge.name)),
+            reason: "the new tap cannot be found".to_owned(),
+        })?;
+    let name = IfName::parse(&link.name).map_err(|e| Error::Invalid {
+        at: Subject::new(&new.name, Some(&bridge.name)),
+        reason: e.to_string(),
+    })?;
+    let (options, origin) = match config.and_then(|c| c.choose_for_bridge(&name, bridge_name)) {
+        Some(choice) => (
+            choice.options,
+            decide::Origin::Config(choice.origin.to_string()),
+        ),
+        None => (
+            ifup_policy::PortOptions::default(),
+            decide::Origin::Config("defaults".to_owned()),
+        ),
+    };
+    let a = decide::Attach {
+        tap: Tap { link, name },
+        bridge,
+        options,
+        origin,
+        vlans: None,
+    };
+    let plan = plan::up(&a).map_err(|e| Error::Invalid {
+        at: Subject::new(&a.tap.name, Some(&a.bridge.name)),
+        reason: e.reason(&a.bridge, &a.origin.to_string()),
+    })?;
+    apply(net, &a.tap, Some(&a.bridge.name), &plan)?;
+    let outcome = Outcome {
+        stdout: String::new(),
+        changes: vec![format!(
+            "tap {} (new{}) -> bridge {}: {} ({})",
+            a.tap.name,
+            if new.vnet_hdr { ", vnet_hdr" } else { "" },
+            a.bridge.name,
+            plan.describe(&a.bridge.name).join(", "),
+            a.origin
+        )],
+        bridge: Some(a.bridge),
+    };
+    Ok((outcome, new))
+}
+
 fn push_steps(out: &mut String, plan: &Plan, bridge: &str, nothing: &str) {
     let lines = plan.describe(bridge);
     if lines.is_empty() {
@@ -264,8 +335,7 @@ pub fn apply(net: &mut dyn Net, tap: &Tap, bridge: Option<&str>, plan: &Plan) ->
                 Undo::Failed
             };
             return Err(Error::Failed {
-                tap: tap.name.to_string(),
-                bridge: bridge.map(str::to_owned),
+                at: Subject::new(&tap.name, bridge),
                 action: step.action(),
                 source,
                 undo,
@@ -841,6 +911,68 @@ mod tests {
         net.fail_changes = vec![(0, Errno::ENODEV)];
         let o = ifdown(&mut net, &Mode::Trusted, "vmtap0").unwrap();
         assert!(o.changes.is_empty());
+    }
+
+    #[test]
+    fn bridge_helper_checks_the_bridge_before_making_a_tap() {
+        let bh = |net: &mut FakeNet, mode: &Mode, conf: Option<&str>, br: &str| {
+            let c = conf.map(config);
+            helper(net, mode, c.as_ref(), &name(br), true)
+        };
+        // A bridge the ACL does not allow, one that does not exist, one that is not a bridge:
+        // refused, and no tap was made.
+        for (mode, br, words) in [
+            (
+                privileged("allow br1"),
+                "br0",
+                &["bridge br0", "denied", "does not allow bridge br0"][..],
+            ),
+            (
+                privileged("allow all\ndeny br0"),
+                "br0",
+                &["bridge br0", "denied", "bridge.conf:2"],
+            ),
+            (
+                Mode::Trusted,
+                "brX",
+                &["bridge brX", "does not exist", "--br"],
+            ),
+            (
+                Mode::Trusted,
+                "veth0",
+                &["bridge veth0", "a veth device, not a bridge"],
+            ),
+        ] {
+            let mut net = world();
+            let e = bh(&mut net, &mode, None, br).unwrap_err();
+            let msg = e.to_string();
+            for w in words {
+                assert!(msg.contains(w), "{w:?} not in {msg:?}");
+            }
+            assert!(!msg.contains("tap0"), "{msg}");
+            assert!(net.calls.is_empty(), "{:?}", net.calls);
+        }
+        // Allowed: a tap is made, gets the options of the rule for (bridge, its name), and is
+        // attached and up.
+        let mut net = world();
+        let conf = "bridge br1\ntap tap* bridge br1 isolated on\ntap tap* bridge br0 hairpin on mtu 1300\n";
+        let (o, tap) = bh(&mut net, &privileged("allow br0"), Some(conf), "br0").unwrap();
+        assert_eq!(tap.name, "tap0");
+        assert!(tap.vnet_hdr);
+        let t = net.link("tap0");
+        assert_eq!((t.master, t.mtu, t.up), (Some(2), 1300, true));
+        assert!(t.port.unwrap().hairpin && !t.port.unwrap().isolated);
+        assert!(
+            o.changes[0].starts_with("tap tap0 (new, vnet_hdr) -> bridge br0: "),
+            "{o:?}"
+        );
+        assert!(net.calls[0].starts_with("create_tap"));
+        // No rule for the bridge: the defaults (the bridge's MTU, an fe: MAC).
+        let mut net = world();
+        let (_, _) = bh(&mut net, &Mode::Trusted, Some("bridge br1\n"), "br0").unwrap();
+        let t = net.link("tap0");
+        assert_eq!((t.master, t.mtu), (Some(2), 1400));
+        assert_eq!(t.address.as_ref().map(|a| a[0]), Some(0xfe));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! root. The fake never replaces the real-kernel tests in `tests/`.
 
 use ifup_netlink::{BridgePort, DefaultRoute, Link, LinkChange, NetlinkError, Socket, VlanEntry};
+use ifup_tun::{NewTap, TunError};
 
 /// What the flow asks of the kernel.
 pub trait Net {
@@ -18,6 +19,8 @@ pub trait Net {
     fn set_link(&mut self, index: u32, change: &LinkChange) -> Result<(), NetlinkError>;
     /// Bridge-port flags and VLANs.
     fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError>;
+    /// A new, non-persistent tap (bridge-helper mode), through `/dev/net/tun`.
+    fn create_tap(&mut self, vnet_hdr: bool) -> Result<NewTap, TunError>;
 }
 
 impl Net for Socket {
@@ -43,6 +46,10 @@ impl Net for Socket {
 
     fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError> {
         Socket::set_bridge_port(self, index, port)
+    }
+
+    fn create_tap(&mut self, vnet_hdr: bool) -> Result<NewTap, TunError> {
+        ifup_tun::create_tap(vnet_hdr)
     }
 }
 
@@ -165,6 +172,44 @@ pub mod fake {
                 link.port = (master != 0).then_some(PortFlags::NEW_PORT);
             }
             Ok(())
+        }
+
+        fn create_tap(&mut self, vnet_hdr: bool) -> Result<NewTap, TunError> {
+            let index = self.links.iter().map(|l| l.index).max().unwrap_or(0) + 1;
+            let name = format!(
+                "tap{}",
+                self.links
+                    .iter()
+                    .filter(|l| l.name.starts_with("tap"))
+                    .count()
+            );
+            self.calls
+                .push(format!("create_tap {name} vnet_hdr={vnet_hdr}"));
+            self.links.push(Link {
+                index,
+                name: name.clone(),
+                kind: Some("tun".into()),
+                mtu: 1500,
+                max_mtu: Some(65521),
+                master: None,
+                up: false,
+                loopback: false,
+                address: Some(vec![0x12, 0x34, 0x56, 0, 0, index as u8]),
+                tun: Some(ifup_netlink::TunInfo {
+                    tap: true,
+                    owner: None,
+                    group: None,
+                    persist: false,
+                }),
+                bridge: None,
+                port: None,
+            });
+            let fd = std::fs::File::open("/dev/null").map_err(|_| TunError::Open(Errno::EIO))?;
+            Ok(NewTap {
+                fd: fd.into(),
+                name,
+                vnet_hdr,
+            })
         }
 
         fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError> {

@@ -3,6 +3,7 @@
 //! once the netlink socket is closed and, in privileged mode, every capability is gone.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 
 use ifup_netlink::Socket;
 use ifup_privilege::Start;
@@ -11,7 +12,7 @@ use crate::cli::{self, Action, Command};
 use crate::error::{one_line, Error, Hint, EPERM_HINT};
 use crate::flow::{self, Outcome};
 use crate::log::{self, Level};
-use crate::startup::{self, Setup};
+use crate::startup::{self, Setup, Target};
 use crate::warn;
 
 /// Entry point of both binaries; returns the exit status.
@@ -32,22 +33,21 @@ fn run(action: Action) -> (Option<Start>, Result<Outcome, Error>) {
 }
 
 fn run_command(action: Action, setup: &Setup) -> Result<Outcome, Error> {
-    let args = match &setup.command {
-        Command::Help => return Ok(text(cli::help(action))),
-        Command::Version => {
+    let dry_run = matches!(&setup.command, Command::Run(args) if args.dry_run);
+    let (target, what) = match &setup.target {
+        Target::Nothing if setup.command == Command::Version => {
             return Ok(text(format!(
                 "{} (qemu-ifup-rs) {}\n",
                 action.program(),
                 env!("CARGO_PKG_VERSION")
             )))
         }
-        Command::Run(args) => args,
-    };
-    let Some(tap) = &setup.tap else {
-        return Err(Error::Usage("missing TAP argument".into()));
+        Target::Nothing => return Ok(text(cli::help(action))),
+        Target::Tap(tap) => (tap, "tap"),
+        Target::Helper { bridge, .. } => (bridge, "bridge"),
     };
     let mut sock = Socket::open().map_err(|source| Error::Netlink {
-        tap: tap.to_string(),
+        tap: format!("{target} ({what})"),
         source,
         hint: Hint::default(),
     })?;
@@ -59,17 +59,46 @@ fn run_command(action: Action, setup: &Setup) -> Result<Outcome, Error> {
              no_new_privs=1 no later exec could gain anything anyway)"
         )
     });
-    match action {
-        Action::Up => flow::up(
+    match (&setup.target, action) {
+        (
+            Target::Helper {
+                bridge,
+                channel,
+                vnet_hdr,
+            },
+            _,
+        ) => {
+            let (outcome, tap) = flow::helper(
+                &mut sock,
+                &setup.mode,
+                setup.config.as_ref(),
+                bridge,
+                *vnet_hdr,
+            )?;
+            // Dropping `tap` (on success, after passing it; on error, now) closes our
+            // descriptor: the tap lives on in QEMU, or vanishes.
+            channel
+                .send_fd(tap.fd.as_fd())
+                .map_err(|source| Error::Tun {
+                    at: crate::error::Subject::new(&tap.name, Some(bridge.as_str())),
+                    source,
+                    hint: Hint::default(),
+                })?;
+            Ok(outcome)
+        }
+        (Target::Tap(tap), Action::Up) => flow::up(
             &mut sock,
             &setup.mode,
             setup.config.as_ref(),
             &setup.config_desc,
             tap,
-            args.dry_run,
+            dry_run,
             note.as_deref(),
         ),
-        Action::Down => flow::down(&mut sock, &setup.mode, tap, args.dry_run, note.as_deref()),
+        (Target::Tap(tap), Action::Down) => {
+            flow::down(&mut sock, &setup.mode, tap, dry_run, note.as_deref())
+        }
+        (Target::Nothing, _) => Ok(Outcome::default()),
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ifup_policy::{parse_acl, parse_config, Caller, Config, IfName, PolicyError, Trust};
 use ifup_privilege::{Ids, Start};
+use ifup_tun::Channel;
 
 use crate::cli::{self, Action, Command};
 use crate::decide::Mode;
@@ -19,8 +20,8 @@ pub struct Setup {
     pub start: Start,
     pub mode: Mode,
     pub command: Command,
-    /// The tap, validated (for `Command::Run`).
-    pub tap: Option<IfName>,
+    /// What the run acts on, validated.
+    pub target: Target,
     /// qemu-ifup's config (`None`: there is none, or this is qemu-ifdown).
     pub config: Option<Config>,
     /// The config's path, for messages.
@@ -28,6 +29,52 @@ pub struct Setup {
     /// In privileged mode, what the helper holds once dropped (`ProcState::summary`), for the
     /// dry-run's `privileges:` line.
     pub privileges: Option<String>,
+}
+
+/// What a run acts on.
+pub enum Target {
+    /// `--help`, `--version`: nothing.
+    Nothing,
+    /// The tap QEMU named.
+    Tap(IfName),
+    /// Bridge-helper mode: the bridge, and the socket to pass the new tap over.
+    Helper {
+        bridge: IfName,
+        channel: Channel,
+        vnet_hdr: bool,
+    },
+}
+
+impl Target {
+    /// The tap or bridge, for messages about the config.
+    fn name(&self) -> Option<&IfName> {
+        match self {
+            Target::Tap(t) => Some(t),
+            Target::Helper { bridge, .. } => Some(bridge),
+            Target::Nothing => None,
+        }
+    }
+}
+
+/// Validate what `command` names. The bridge helper's socket is checked first, before anything
+/// else is opened, so that no descriptor of ours can take its number.
+fn target(command: &Command) -> Result<Target, Error> {
+    match command {
+        Command::Run(args) => IfName::parse_os(&args.tap)
+            .map(Target::Tap)
+            .map_err(Error::BadTapName),
+        Command::Helper(h) => {
+            let channel = Channel::from_arg(h.fd).map_err(|e| Error::Usage(e.to_string()))?;
+            let bridge =
+                IfName::parse_os(&h.bridge).map_err(|e| Error::Usage(format!("--br: {e}")))?;
+            Ok(Target::Helper {
+                bridge,
+                channel,
+                vnet_hdr: h.vnet_hdr,
+            })
+        }
+        Command::Help | Command::Version => Ok(Target::Nothing),
+    }
 }
 
 /// Start-up for `action`.
@@ -40,13 +87,17 @@ pub fn setup(action: Action) -> Result<Setup, Error> {
     if privileged {
         ifup_privilege::clear_environment().map_err(Error::Privilege)?;
     }
-    let parsed = cli::parse(action, std::env::args_os().skip(1));
-    let tap = match &parsed {
-        Ok(Command::Run(args)) => Some(IfName::parse_os(&args.tap).map_err(Error::BadTapName)),
+    // argv, parsed once and checked once; a problem is held until after the drop.
+    let checked = cli::parse(action, std::env::args_os().skip(1)).and_then(|command| {
+        let target = target(&command)?;
+        Ok((command, target))
+    });
+    let name = checked.as_ref().ok().and_then(|(_, t)| t.name().cloned());
+    let config_arg = match &checked {
+        Ok((Command::Run(args), _)) => args.config.clone(),
         _ => None,
-    }
-    .transpose();
-    let tap_for_messages = tap.as_ref().ok().and_then(Option::as_ref).cloned();
+    };
+    let needs_files = matches!(&checked, Ok((_, t)) if !matches!(t, Target::Nothing));
 
     if let Start::Privileged { net_admin } = start {
         let ids = ifup_privilege::real_ids().map_err(Error::Privilege)?;
@@ -55,20 +106,17 @@ pub fn setup(action: Action) -> Result<Setup, Error> {
         if !net_admin {
             ifup_privilege::become_caller().map_err(Error::Privilege)?;
         }
-        let files = match (&parsed, &tap) {
-            (Ok(Command::Run(args)), Ok(_)) => {
-                read_privileged(action, args.config.is_some(), env_config.is_some(), &ids)
-            }
-            _ => Ok((None, Ok(ifup_policy::Acl::default()), true)),
+        let files = if needs_files {
+            read_privileged(action, config_arg.is_some(), env_config.is_some(), &ids)
+        } else {
+            Ok((None, Ok(ifup_policy::Acl::default()), true))
         };
         if net_admin {
             ifup_privilege::drop_to_caller(&ids).map_err(Error::Privilege)?;
         }
         let privileges = ifup_privilege::proc_state().ok().map(|s| s.summary());
-        let command = parsed?;
-        let tap = tap?;
-        let (config, acl, reads_config) =
-            files.map_err(|e| e.with_tap(tap_for_messages.as_ref()))?;
+        let (command, target) = checked?;
+        let (config, acl, reads_config) = files.map_err(|e| e.with_tap(name.as_ref()))?;
         return Ok(Setup {
             start,
             mode: Mode::Privileged {
@@ -77,35 +125,30 @@ pub fn setup(action: Action) -> Result<Setup, Error> {
                 reads_config,
             },
             command,
-            tap,
+            target,
             config,
             config_desc: CONFIG_PATH.to_owned(),
             privileges,
         });
     }
 
-    let command = parsed?;
-    let tap = tap?;
-    let (path, explicit) = match (&command, env_config) {
-        (
-            Command::Run(cli::Args {
-                config: Some(p), ..
-            }),
-            _,
-        ) => (p.clone(), true),
-        (_, Some(p)) => (PathBuf::from(p), true),
-        _ => (PathBuf::from(CONFIG_PATH), false),
+    let (command, target) = checked?;
+    let (path, explicit) = match (config_arg, env_config) {
+        (Some(p), _) => (p, true),
+        (None, Some(p)) => (PathBuf::from(p), true),
+        (None, None) => (PathBuf::from(CONFIG_PATH), false),
     };
-    let config = match (&command, action) {
-        (Command::Run(_), Action::Up) => load_config(&path, explicit, Trust::Any, None)
-            .map_err(|e| e.with_tap(tap_for_messages.as_ref()))?,
+    let config = match action {
+        Action::Up if needs_files => {
+            load_config(&path, explicit, Trust::Any, None).map_err(|e| e.with_tap(name.as_ref()))?
+        }
         _ => None,
     };
     Ok(Setup {
         start,
         mode: Mode::Trusted,
         command,
-        tap,
+        target,
         config,
         config_desc: path.display().to_string(),
         privileges: None,

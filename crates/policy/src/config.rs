@@ -106,6 +106,36 @@ impl Config {
             },
         })
     }
+
+    /// For a tap the bridge helper made for `bridge` (QEMU's `-netdev bridge`): the first tap
+    /// rule whose bridge is `bridge` and whose glob matches the tap's name, else the `bridge`
+    /// line if it names `bridge`. None: the defaults (`mtu auto`, `tap-mac fe`).
+    pub fn choose_for_bridge(&self, tap: &IfName, bridge: &IfName) -> Option<Choice> {
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|rule| rule.bridge == *bridge && glob_match(&rule.glob, tap.as_str()))
+        {
+            return Some(Choice {
+                bridge: rule.bridge.clone(),
+                options: rule.options.clone(),
+                origin: Origin::TapRule {
+                    glob: rule.glob.clone(),
+                    at: rule.at.clone(),
+                },
+            });
+        }
+        self.bridge
+            .as_ref()
+            .filter(|line| line.bridge == *bridge)
+            .map(|line| Choice {
+                bridge: line.bridge.clone(),
+                options: line.options.clone(),
+                origin: Origin::BridgeLine {
+                    at: line.at.clone(),
+                },
+            })
+    }
 }
 
 /// Parse the config at `path`. Ok(None) if the main file does not exist. Includes are read via
@@ -386,6 +416,30 @@ mod tests {
                 at: at(MAIN, 4)
             }
         );
+    }
+
+    #[test]
+    fn choice_for_a_helper_made_tap() {
+        let c = parse(
+            "bridge br0 mtu 1400\n\
+             tap tap* bridge br-lab isolated on\n\
+             tap tap1* bridge br0 hairpin on\n\
+             tap * bridge br0 learning off\n",
+        )
+        .unwrap();
+        // The first rule for that bridge whose glob matches: not the br-lab rule for br0.
+        let ch = c.choose_for_bridge(&name("tap12"), &name("br0")).unwrap();
+        assert_eq!(ch.options.hairpin, Some(true));
+        let ch = c.choose_for_bridge(&name("tap3"), &name("br0")).unwrap();
+        assert_eq!(ch.options.learning, Some(false));
+        let ch = c.choose_for_bridge(&name("tap3"), &name("br-lab")).unwrap();
+        assert_eq!(ch.options.isolated, Some(true));
+        // No rule for the bridge: the bridge line if it names it, else nothing (defaults).
+        let c = parse("bridge br0 mtu 1400\ntap vm* bridge br1\n").unwrap();
+        let ch = c.choose_for_bridge(&name("tap0"), &name("br0")).unwrap();
+        assert_eq!(ch.options.mtu, Mtu::Fixed(1400));
+        assert_eq!(ch.origin, Origin::BridgeLine { at: at(MAIN, 1) });
+        assert_eq!(c.choose_for_bridge(&name("tap0"), &name("br9")), None);
     }
 
     #[test]
