@@ -4,7 +4,8 @@
 #
 # It holds the working tree as it is, uncommitted work included: the files git tracks or would
 # track (`git ls-files --cached --others --exclude-standard`, so target/ and everything else in
-# .gitignore stays out), or, outside a git checkout, everything but target/ and .git. For a
+# .gitignore stays out), or, outside a git checkout, everything but .git and what the
+# .gitignore files name (target/, makepkg's products in packaging/arch). For a
 # release from a clean commit this is the same as `git archive --prefix=qemu-ifup-rs-VERSION/`.
 set -euo pipefail
 
@@ -25,7 +26,10 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
         while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
         sort -z -u >"$list"
 else
-    find . -path ./target -prune -o -path ./.git -prune -o -path ./fuzz/target -prune \
+    # The same as .gitignore and packaging/arch/.gitignore leave out (makepkg's build products).
+    find . \( -path ./target -o -path ./.git -o -path ./fuzz/target -o -path ./fuzz/corpus \
+        -o -path ./fuzz/artifacts -o -path ./packaging/arch/src -o -path ./packaging/arch/pkg \) -prune \
+        -o -path './packaging/arch/*.tar.gz' -o -path './packaging/arch/*.pkg.tar*' \
         -o \( -type f -o -type l \) -printf '%P\0' | sort -z >"$list"
 fi
 # Reproducible: fixed owner, mode bits from the tree, mtime of the newest commit (or now).
