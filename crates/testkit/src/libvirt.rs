@@ -453,6 +453,11 @@ impl Drop for LibvirtSession {
         // SIGKILL to the pid namespace's init: the kernel kills every process in it, and
         // `unshare`, which waits for its child, exits; then we reap it. (A signal to `unshare`
         // itself would reach the init only through --kill-child and leave it unreaped.)
+        // While `unshare` runs, its child is alive or an unreaped zombie, so its pid cannot have
+        // been reused by another process; once `unshare` is gone, there is nothing to stop.
+        if !matches!(self.unshare.try_wait(), Ok(None)) {
+            return;
+        }
         let target = if self.init != 0 {
             self.init
         } else {
