@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install (once) Debian packages: those named as arguments, or without arguments the ones the
-# demo and the tests need.
+# demo and the tests need (libvirt for tests/bridge_helper.rs: a private session libvirtd, never
+# started as a service; qemu-system-common for Debian's qemu-bridge-helper).
 set -euo pipefail
 if [ $# -gt 0 ]; then
     pkgs=("$@")
 else
-    pkgs=(qemu-system-x86 busybox-static linux-image-amd64 iproute2 libcap2-bin util-linux strace)
+    pkgs=(qemu-system-x86 qemu-system-common busybox-static linux-image-amd64 iproute2 libcap2-bin
+          util-linux strace libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
 fi
 need=()
 for p in "${pkgs[@]}"; do

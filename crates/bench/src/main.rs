@@ -8,6 +8,7 @@
 // A benchmark driver: a failed setup step ends the run with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod helper;
 mod measure;
 mod report;
 mod sandbox;
@@ -40,6 +41,14 @@ usage: ifup-bench [OPTIONS]
   --quick                a smoke run: 20 rounds, links 0,4000, 2 classic samples, 1 burst
   --variant NAME=DIR     also measure DIR/qemu-ifup and DIR/qemu-ifdown (another build, for
                          an optimisation's A/B), interleaved with the rest; repeatable
+
+  --bridge-helper NAME=PATH
+                         instead of all the above: time one bridge-helper call as QEMU makes it
+                         (`PATH --use-vnet --fd=N --br=br0`, receive the tap, reap), interleaved
+                         with the other helpers given and /bin/true; prints a Markdown table
+                         (median, p90, CPU) and writes no file; repeatable. The helper reads a
+                         private /etc/qemu/bridge.conf that allows br0. Uses --rounds, --warmup
+  --helper-as UID:GID    with --bridge-helper: run the calls as UID:GID (setuid / setcap copies)
 ";
 
 struct Opts {
@@ -52,6 +61,8 @@ struct Opts {
     burst: usize,
     burst_reps: usize,
     variants: Vec<(String, PathBuf)>,
+    bridge_helpers: Vec<helper::Helper>,
+    helper_as: Option<(u32, u32)>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -74,6 +85,8 @@ fn parse_opts(args: &[OsString]) -> Res<Opts> {
         burst: 200,
         burst_reps: 3,
         variants: Vec::new(),
+        bridge_helpers: Vec::new(),
+        helper_as: None,
     };
     let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(a) = it.next() {
@@ -110,6 +123,24 @@ fn parse_opts(args: &[OsString]) -> Res<Opts> {
                     .split_once('=')
                     .ok_or(format!("--variant wants NAME=DIR, not {v}"))?;
                 o.variants.push((name.to_string(), dir.into()));
+            }
+            "--bridge-helper" => {
+                let v = val("--bridge-helper")?;
+                let (name, path) = v
+                    .split_once('=')
+                    .ok_or(format!("--bridge-helper wants NAME=PATH, not {v}"))?;
+                o.bridge_helpers.push(helper::Helper {
+                    name: name.to_string(),
+                    path: path.into(),
+                });
+            }
+            "--helper-as" => {
+                let v = val("--helper-as")?;
+                let ids = v
+                    .split_once(':')
+                    .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+                    .ok_or(format!("--helper-as wants UID:GID, not {v}"))?;
+                o.helper_as = Some(ids);
             }
             "--quick" => {
                 o.rounds = 20;
@@ -170,6 +201,9 @@ fn run(args: &[OsString]) -> Res<()> {
                     (use `sudo scripts/bench.sh`)"
                 .into(),
         );
+    }
+    if !opts.bridge_helpers.is_empty() {
+        return run_bridge_helpers(&opts);
     }
     let ifup = opts.bin_dir.join("qemu-ifup");
     let ifdown = opts.bin_dir.join("qemu-ifdown");
@@ -411,6 +445,33 @@ fn run(args: &[OsString]) -> Res<()> {
         md.display(),
         svg.display(),
         results.seconds
+    );
+    drop(sb);
+    Ok(())
+}
+
+/// `--bridge-helper`: the bridge-helper measurement alone, printed to stdout.
+fn run_bridge_helpers(opts: &Opts) -> Res<()> {
+    for h in &opts.bridge_helpers {
+        if !h.path.is_file() {
+            return Err(format!("bridge helper {} not found", h.path.display()).into());
+        }
+    }
+    let sb = Sandbox::enter()?;
+    sb.private_etc(&[("qemu/bridge.conf", &format!("allow {BRIDGE}\n"))])?;
+    let started = Instant::now();
+    let table = helper::measure(&helper::HelperOpts {
+        helpers: opts.bridge_helpers.clone(),
+        rounds: opts.rounds,
+        warmup: opts.warmup,
+        as_ids: opts.helper_as,
+    })?;
+    print!("{table}");
+    eprintln!(
+        "ifup-bench: {} helper rounds in {:.1} s; load average {}",
+        opts.rounds,
+        started.elapsed().as_secs_f64(),
+        report::loadavg()
     );
     drop(sb);
     Ok(())

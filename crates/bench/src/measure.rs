@@ -88,7 +88,7 @@ fn explain(cand: &Candidate, tap: &str, status: std::process::ExitStatus) -> Str
 
 /// The CPU time (user + system) of all reaped children so far. Linux accounts it from the
 /// scheduler's nanosecond runtime, so the difference around one call is that call's CPU time.
-fn children_cpu() -> Duration {
+pub(crate) fn children_cpu() -> Duration {
     getrusage(UsageWho::RUSAGE_CHILDREN).map_or(Duration::ZERO, |u| {
         let us = |t: nix::sys::time::TimeVal| {
             Duration::from_secs(t.tv_sec().max(0) as u64)

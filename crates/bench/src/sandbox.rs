@@ -137,6 +137,37 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Overlays `/etc` (in the benchmark's mount namespace only; the upper layer is on the scratch
+    /// tmpfs) and writes `files` (path relative to `/etc`, text) there, e.g. the bridge helper's
+    /// `qemu/bridge.conf`.
+    pub fn private_etc(&self, files: &[(&str, &str)]) -> Res<()> {
+        let upper = self.scratch.join("etc-upper");
+        let work = self.scratch.join("etc-work");
+        std::fs::create_dir(&upper)?;
+        std::fs::create_dir(&work)?;
+        let opts = format!(
+            "lowerdir=/etc,upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        );
+        mount(
+            Some("overlay"),
+            "/etc",
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| format!("overlay mount on /etc: {e}"))?;
+        for (rel, text) in files {
+            let path = Path::new("/etc").join(rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
     pub fn syslog_messages(&self) -> Option<usize> {
         self.syslog.as_ref().map(|c| c.load(Ordering::Relaxed))
     }

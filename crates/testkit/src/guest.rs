@@ -1,5 +1,6 @@
 //! The test guest: the host's newest Debian kernel plus a tiny initramfs (static busybox, the
-//! virtio-net modules, an `/init` script) that configures `eth0`, pings the host and powers off.
+//! virtio-net and e1000 modules, an `/init` script) that configures `eth0`, pings the host and
+//! powers off.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
@@ -24,17 +25,22 @@ pub mod marker {
     pub const PING_OK: &str = "GUEST-PING-OK";
     /// The ping of `ifup_rs.ping=` got no answer in ~20 attempts.
     pub const PING_FAIL: &str = "GUEST-PING-FAIL";
+    /// With `ifup_rs.hold=1` ([`crate::QemuOptions::hold`]): printed after the ping, instead of
+    /// powering off; the guest then idles until QEMU is stopped from outside.
+    pub const HOLD: &str = "GUEST-HOLD";
     /// Printed just before `poweroff -f`.
     pub const POWEROFF: &str = "GUEST-POWEROFF";
 }
 
-/// Modules `/init` loads (with their dependencies from `modules.dep`), unless built in.
-const ROOT_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
+/// Modules `/init` loads (with their dependencies from `modules.dep`), unless built in: the NIC
+/// drivers of [`crate::NicModel`].
+const ROOT_MODULES: &[&str] = &["virtio_pci", "virtio_net", "e1000"];
 
 /// Bump when the layout of the image changes without the init script changing.
 const IMAGE_FORMAT: u32 = 1;
 
-/// Reads `ifup_rs.ip=ADDR/LEN` and `ifup_rs.ping=ADDR` from the kernel command line.
+/// Reads `ifup_rs.ip=ADDR/LEN`, `ifup_rs.ping=ADDR` and `ifup_rs.hold=1` from the kernel command
+/// line.
 const INIT_SCRIPT: &str = r#"#!/bin/sh
 # /init of the qemu-ifup-rs test guest (written by ifup-testkit). Console markers: GUEST-*.
 /bin/busybox --install -s
@@ -49,10 +55,12 @@ while read -r m; do
 done < /etc/modules
 guest_ip=
 ping_ip=
+hold=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     ifup_rs.ip=*) guest_ip="${arg#*=}" ;;
     ifup_rs.ping=*) ping_ip="${arg#*=}" ;;
+    ifup_rs.hold=1) hold=1 ;;
   esac
 done
 n=0
@@ -75,6 +83,10 @@ else
     done
     if [ -n "$ok" ]; then echo "GUEST-PING-OK $ping_ip"; else echo "GUEST-PING-FAIL $ping_ip"; fi
   fi
+fi
+if [ -n "$hold" ]; then
+  echo "GUEST-HOLD"
+  while :; do sleep 3600; done
 fi
 echo "GUEST-POWEROFF"
 poweroff -f

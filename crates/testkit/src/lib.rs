@@ -6,33 +6,41 @@
 //! - [`ip`], [`link`] and the fixtures ([`add_bridge`], [`add_tap`], …) create and inspect links.
 //! - [`run`] / [`run_as`] run a binary under test with a clean environment.
 //! - [`GuestImage`] and [`Qemu`] boot a tiny Linux guest under QEMU (TCG) whose NIC is a tap set up
-//!   by the `script=`/`downscript=` under test; the guest pings the host and reports on its console.
+//!   by the `script=`/`downscript=` under test, or (`-netdev bridge`) by a bridge helper; the guest
+//!   pings the host and reports on its console.
+//! - [`bridge_helper`] runs a `qemu-bridge-helper` the way QEMU and libvirt do and receives the tap
+//!   it sends; [`libvirt`] runs a private `libvirtd` for `qemu:///session` as an unprivileged user.
 //!
 //! Privileged helpers fail loudly ([`require_root`]) rather than skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bins;
+pub mod bridge_helper;
 pub mod bridge_tool;
 mod cpio;
 mod guest;
 mod guest_builder;
+pub mod libvirt;
 pub mod privileged;
 mod qemu;
+mod sys;
 pub mod tapio;
 
 pub use guest::{marker, GuestImage};
 pub use guest_builder::GuestBuilder;
-pub use qemu::{Qemu, QemuExit, QemuOptions, QEMU_TIMEOUT};
+pub use qemu::{NicModel, Qemu, QemuExit, QemuOptions, QEMU_TIMEOUT};
 
 use std::cell::Cell;
 use std::ffi::OsStr;
 use std::fs::File;
+use std::io::Read;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Command, ExitStatus, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
@@ -554,4 +562,71 @@ pub fn run_as(bin: &Path, args: &[&str], env: &[(&str, &str)], creds: Creds) -> 
     let mut cmd = clean_command(bin, args, env);
     cmd.uid(creds.uid).gid(creds.gid);
     output_of(cmd, bin)
+}
+
+/// The bytes of a child's pipe, read to its end by a thread of its own, so that a child can be
+/// waited for with a deadline while it writes.
+pub(crate) struct PipeReader(mpsc::Receiver<Vec<u8>>);
+
+impl PipeReader {
+    pub(crate) fn spawn(mut pipe: impl Read + Send + 'static) -> PipeReader {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        PipeReader(rx)
+    }
+
+    /// Everything written, once every writer closed the pipe; what a descendant that keeps it
+    /// open longer than `timeout` writes is lost (and said so).
+    pub(crate) fn text(self, timeout: Duration) -> String {
+        match self.0.recv_timeout(timeout) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(_) => format!("(the pipe was still open {timeout:?} after the process exited)"),
+        }
+    }
+}
+
+/// Waits for `child` until `deadline`; `None` if it still runs then.
+pub(crate) fn wait_until_deadline(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("waitpid") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `cmd` (its stdin is set to `/dev/null`, stdout and stderr captured) and waits for it at
+/// most `timeout`; on timeout kills it and panics, naming `what` and showing what it printed.
+pub(crate) fn output_within(mut cmd: Command, timeout: Duration, what: &str) -> RunOutput {
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let stdout = PipeReader::spawn(child.stdout.take().unwrap());
+    let stderr = PipeReader::spawn(child.stderr.take().unwrap());
+    let status = wait_until_deadline(&mut child, Instant::now() + timeout);
+    let grace = Duration::from_secs(5);
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "{what} did not finish within {timeout:?}; it printed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            stdout.text(grace),
+            stderr.text(grace)
+        );
+    };
+    RunOutput {
+        code: exit_code(status),
+        stdout: stdout.text(grace),
+        stderr: stderr.text(grace),
+    }
 }

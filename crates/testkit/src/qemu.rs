@@ -1,4 +1,5 @@
-//! Launching the test guest under QEMU with a tap netdev and the scripts under test.
+//! Launching the test guest under QEMU with a tap netdev and the scripts under test, or with a
+//! bridge netdev and the bridge helper under test.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -8,18 +9,57 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::privileged::{wrapper_argv, Caller, PrivateEtc};
 use crate::{assert_in_test_netns, exit_code, Creds, GuestImage, CLEAN_PATH};
 
 /// Default time limit for a boot, a marker or an exit: generous, CI is a 2-core machine running
 /// QEMU under TCG, several at once.
 pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The guest's network card (`-device MODEL`); the test guest loads drivers for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NicModel {
+    /// `virtio-net-pci` (the default): uses the tap's vnet header when it has one.
+    VirtioNetPci,
+    /// `e1000`: an emulated Intel card, no vnet header.
+    E1000,
+}
+
+impl NicModel {
+    /// QEMU's device name: `virtio-net-pci` or `e1000`.
+    pub fn qemu_device(self) -> &'static str {
+        match self {
+            NicModel::VirtioNetPci => "virtio-net-pci",
+            NicModel::E1000 => "e1000",
+        }
+    }
+
+    /// libvirt's `<model type='…'/>`: `virtio` or `e1000`.
+    pub fn libvirt_model(self) -> &'static str {
+        match self {
+            NicModel::VirtioNetPci => "virtio",
+            NicModel::E1000 => "e1000",
+        }
+    }
+}
+
+/// The guest's netdev.
+#[derive(Debug, Clone)]
+enum Netdev {
+    /// A guest without a NIC ([`Qemu::options_without_nic`]).
+    None,
+    /// `-netdev tap,ifname=TAP,script=…,downscript=…`.
+    Tap(String),
+    /// `-netdev bridge,br=BRIDGE,helper=HELPER`.
+    Bridge { bridge: String, helper: String },
+}
+
 /// How to start QEMU; made by [`Qemu::options`], consumed by [`QemuOptions::spawn`].
 #[derive(Debug, Clone)]
 pub struct QemuOptions {
     image: GuestImage,
-    /// `None`: a guest without a NIC ([`Qemu::options_without_nic`]).
-    tap: Option<String>,
+    netdev: Netdev,
+    nic_model: NicModel,
     append: Vec<String>,
     memory_mib: u32,
     script: Option<PathBuf>,
@@ -28,6 +68,8 @@ pub struct QemuOptions {
     ping: Option<String>,
     env: Vec<(String, String)>,
     creds: Option<Creds>,
+    /// Run through [`wrapper_argv`]: (the directory bound over `/etc`, the caller).
+    as_caller: Option<(PathBuf, Caller)>,
     qemu: PathBuf,
 }
 
@@ -78,8 +120,37 @@ impl QemuOptions {
 
     /// Runs QEMU (and so the scripts) with these real and effective ids.
     pub fn creds(mut self, creds: Creds) -> Self {
+        assert!(
+            self.as_caller.is_none(),
+            "creds() and as_caller() exclude each other"
+        );
         self.creds = Some(creds);
         self
+    }
+
+    /// Runs QEMU as `caller` (uid, gid, supplementary groups) in a mount namespace of its own
+    /// where `etc` is bound over `/etc`, through [`wrapper_argv`] (unshare, mount, setpriv, each
+    /// exec'ing the next, so [`Qemu::pid`] is QEMU's pid once it runs). The scripts or the bridge
+    /// helper QEMU starts then read the test's `/etc/qemu/bridge.conf` and config. Needs root.
+    pub fn as_caller(mut self, etc: &PrivateEtc, caller: &Caller) -> Self {
+        assert!(
+            self.creds.is_none(),
+            "creds() and as_caller() exclude each other"
+        );
+        self.as_caller = Some((etc.path().to_owned(), caller.clone()));
+        self
+    }
+
+    /// The guest's network card (default [`NicModel::VirtioNetPci`]).
+    pub fn nic_model(mut self, model: NicModel) -> Self {
+        self.nic_model = model;
+        self
+    }
+
+    /// After its ping the guest prints [`crate::marker::HOLD`] and idles instead of powering off,
+    /// so the test decides when QEMU stops (e.g. by dropping the [`Qemu`]).
+    pub fn hold(self) -> Self {
+        self.append("ifup_rs.hold=1")
     }
 
     /// The full command line, for logs and messages.
@@ -99,17 +170,24 @@ impl QemuOptions {
             append.push(' ');
             append.push_str(arg);
         }
-        let nic = self.tap.as_ref().map(|tap| {
+        let netdev = match &self.netdev {
+            Netdev::None => None,
+            Netdev::Tap(tap) => Some(format!(
+                "tap,id=n0,ifname={tap},script={},downscript={}",
+                path_or_no(&self.script),
+                path_or_no(&self.downscript)
+            )),
+            Netdev::Bridge { bridge, helper } => {
+                Some(format!("bridge,id=n0,br={bridge},helper={helper}"))
+            }
+        };
+        let nic = netdev.map(|netdev| {
             [
                 "-netdev".to_owned(),
-                format!(
-                    "tap,id=n0,ifname={tap},script={},downscript={}",
-                    path_or_no(&self.script),
-                    path_or_no(&self.downscript)
-                ),
+                netdev,
                 "-device".to_owned(),
                 // romfile= : no PXE option ROM, nothing to load, and a faster start.
-                "virtio-net-pci,netdev=n0,romfile=".to_owned(),
+                format!("{},netdev=n0,romfile=", self.nic_model.qemu_device()),
             ]
         });
         [
@@ -141,13 +219,27 @@ impl QemuOptions {
     }
 
     /// Starts QEMU in the calling thread's network namespace (which must be a [`crate::Netns`]
-    /// when the guest has a NIC, i.e. QEMU opens a tap and runs the scripts).
+    /// when the guest has a NIC, i.e. QEMU opens a tap and runs the scripts or a bridge helper).
     pub fn spawn(self) -> Qemu {
-        if self.tap.is_some() {
+        if !matches!(self.netdev, Netdev::None) {
             assert_in_test_netns("starting QEMU");
         }
-        let args = self.args();
-        let mut cmd = Command::new(&self.qemu);
+        let mut args = self.args();
+        let program = match &self.as_caller {
+            None => self.qemu.clone().into_os_string(),
+            Some((etc, caller)) => {
+                let mut command = vec![self.qemu.as_os_str()];
+                let qemu_args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+                command.extend(qemu_args);
+                let mut argv = wrapper_argv(etc, caller, &command).into_iter();
+                let program = argv.next().expect("wrapper_argv names a program");
+                args = argv
+                    .map(|a| a.into_string().expect("the wrapper's arguments are UTF-8"))
+                    .collect();
+                program
+            }
+        };
+        let mut cmd = Command::new(&program);
         cmd.args(&args)
             .env_clear()
             .env("PATH", CLEAN_PATH)
@@ -175,7 +267,7 @@ impl QemuOptions {
             console,
             stderr,
             readers,
-            command_line: format!("{} {}", self.qemu.display(), args.join(" ")),
+            command_line: format!("{} {}", program.to_string_lossy(), args.join(" ")),
             started: Instant::now(),
         }
     }
@@ -253,7 +345,27 @@ impl Qemu {
     /// Options to boot `image` with a NIC on tap `tap` (`-netdev tap,ifname=TAP`).
     pub fn options(image: &GuestImage, tap: &str) -> QemuOptions {
         QemuOptions {
-            tap: Some(tap.to_owned()),
+            netdev: Netdev::Tap(tap.to_owned()),
+            ..Qemu::options_without_nic(image)
+        }
+    }
+
+    /// Options to boot `image` with a NIC on `-netdev bridge,br=BRIDGE,helper=HELPER`: QEMU runs
+    /// the bridge helper, which creates a tap, attaches it to `bridge` and sends QEMU its
+    /// descriptor. QEMU 7.2 runs `HELPER --use-vnet --fd=N --br=BRIDGE` with `execv` when
+    /// `helper` holds no space or tab, else `sh -c "HELPER --use-vnet --fd=N --br=BRIDGE"` (with
+    /// no `--br=` of its own when `helper` already holds one). Commas would need QEMU's `,,`
+    /// escape: not supported here.
+    pub fn options_bridge(image: &GuestImage, bridge: &str, helper: &str) -> QemuOptions {
+        assert!(
+            !helper.contains(',') && !bridge.contains(','),
+            "no commas in bridge or helper: {bridge:?} {helper:?}"
+        );
+        QemuOptions {
+            netdev: Netdev::Bridge {
+                bridge: bridge.to_owned(),
+                helper: helper.to_owned(),
+            },
             ..Qemu::options_without_nic(image)
         }
     }
@@ -263,7 +375,8 @@ impl Qemu {
     pub fn options_without_nic(image: &GuestImage) -> QemuOptions {
         QemuOptions {
             image: image.clone(),
-            tap: None,
+            netdev: Netdev::None,
+            nic_model: NicModel::VirtioNetPci,
             append: Vec::new(),
             memory_mib: 256,
             script: None,
@@ -272,6 +385,7 @@ impl Qemu {
             ping: None,
             env: Vec::new(),
             creds: None,
+            as_caller: None,
             qemu: PathBuf::from("qemu-system-x86_64"),
         }
     }

@@ -2,12 +2,11 @@
 //! with `/dev/net/tun` + `TUNSETIFF`, then write and read raw Ethernet frames. Lets a test drive
 //! traffic through a bridge without booting a guest.
 //!
-//! The one `ioctl` needs `unsafe`; it is the only unsafe code of the testkit.
-#![allow(unsafe_code)]
+//! The `TUNSETIFF` ioctl lives in the testkit's `sys` module, with the rest of its unsafe code.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
@@ -15,20 +14,10 @@ use nix::libc;
 
 use crate::assert_in_test_netns;
 use crate::bridge_tool::wait_forwarding;
+use crate::sys;
 
-/// `TUNSETIFF`, `_IOW('T', 202, int)`.
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
-
-/// `struct ifreq` as `TUNSETIFF` reads it: the name, then the flags (a `short`) at the start of
-/// the 24-byte union.
-#[repr(C)]
-struct IfReq {
-    name: [u8; libc::IFNAMSIZ],
-    flags: libc::c_short,
-    _rest: [u8; 22],
-}
 
 /// Ethernet broadcast address.
 pub const BROADCAST: [u8; 6] = [0xff; 6];
@@ -57,7 +46,8 @@ impl TapQueue {
     }
 
     /// Like [`TapQueue::attach`], in whatever namespace the process is, returning the kernel's
-    /// error (`EPERM` when `tun_not_capable()` refuses the caller): the probe `open-tap` uses it.
+    /// error (`EPERM` when `tun_not_capable()` refuses the caller): the probe `examples/open_tap.rs`
+    /// uses it.
     pub fn try_attach(name: &str) -> std::io::Result<TapQueue> {
         assert!(
             !name.is_empty() && name.len() < libc::IFNAMSIZ,
@@ -68,20 +58,7 @@ impl TapQueue {
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open("/dev/net/tun")?;
-        let mut req = IfReq {
-            name: [0; libc::IFNAMSIZ],
-            flags: IFF_TAP | IFF_NO_PI,
-            _rest: [0; 22],
-        };
-        req.name[..name.len()].copy_from_slice(name.as_bytes());
-        // SAFETY: TUNSETIFF reads a `struct ifreq` (and may write the name back into it); `req`
-        // is a repr(C) struct of exactly that size and layout (16-byte name, then the flags at
-        // the start of the 24-byte union), it lives until the call returns, and `file` is an
-        // open /dev/net/tun descriptor.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req as *mut IfReq) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        sys::tun_set_iff(file.as_fd(), name, IFF_TAP | IFF_NO_PI)?;
         Ok(TapQueue {
             name: name.to_owned(),
             file,

@@ -116,3 +116,180 @@ fn run_clears_the_environment() {
     );
     assert_eq!(out.assert_success().stdout.trim(), "65534");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The bridge-helper harness and the libvirt session fixture.
+
+fn tmp() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// Executable scripts other uids can run, in a directory removed on drop.
+struct Scripts(std::path::PathBuf);
+
+impl Scripts {
+    fn new(test: &str) -> Scripts {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = privileged::suitable_base(tmp())
+            .join(format!("fixture-scripts-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scripts(dir)
+    }
+
+    /// Script `name` with `body`.
+    fn script(&self, name: &str, body: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        // Installed by a child, as privileged.rs explains: no ETXTBSY from a descriptor of ours.
+        let src = self.0.join(format!(".{name}.src"));
+        std::fs::write(&src, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let st = std::process::Command::new("install")
+            .args(["-m", "0755"])
+            .arg(&src)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        path
+    }
+}
+
+impl Drop for Scripts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The harness hands the helper its socket as descriptor N in QEMU's and libvirt's argument
+/// orders, runs it as the caller, and reports exit status, stderr and "no descriptor".
+#[test]
+fn helper_call_argv_caller_and_failure() {
+    use bridge_helper::{HelperCall, Invocation};
+    let _ns = Netns::new();
+    let etc = privileged::PrivateEtc::new(tmp(), "fixture-helper-call");
+    // Prints its argv, ids and what descriptor 27 is to stderr, then fails.
+    let scripts = Scripts::new("helper-call");
+    let fake = scripts.script(
+        "fake-helper",
+        r#"echo "argv: $*" >&2; echo "ids: $(id -u) $(id -g) $(id -G)" >&2
+readlink /proc/$$/fd/27 | sed 's/:.*//;s/^/fd27: /' >&2; echo out; exit 3"#,
+    );
+    let caller = privileged::Caller::new(12360, 12361).with_groups(&[12362]);
+    let cases = [
+        (
+            Invocation::QemuExec(fake.clone()),
+            true,
+            "--use-vnet --fd=27 --br=br9",
+        ),
+        (
+            Invocation::Libvirt(fake.clone()),
+            true,
+            "--use-vnet --br=br9 --fd=27",
+        ),
+        (Invocation::Libvirt(fake.clone()), false, "--br=br9 --fd=27"),
+        (
+            Invocation::QemuShell(format!("{} --br=brX", fake.display())),
+            true,
+            "--br=brX --use-vnet --fd=27",
+        ),
+    ];
+    for (inv, vnet, want) in cases {
+        let libvirt = matches!(inv, Invocation::Libvirt(_));
+        let out = HelperCall::new(inv, "br9", &etc, &caller).vnet(vnet).run();
+        assert_eq!(out.code, 3, "{out:#?}");
+        assert_eq!(
+            out.expect_refused(),
+            format!("argv: {want}\nids: 12360 12361 12361 12362\nfd27: socket\n")
+        );
+        assert_eq!(out.stdout, if libvirt { "" } else { "out\n" }, "{out:#?}");
+        assert!(out.data.is_empty() && out.tap.is_none());
+    }
+}
+
+#[test]
+#[should_panic(expected = "no message and no exit within")]
+fn helper_call_times_out_loudly() {
+    use bridge_helper::{HelperCall, Invocation};
+    let _ns = Netns::new();
+    let etc = privileged::PrivateEtc::new(tmp(), "fixture-helper-timeout");
+    let scripts = Scripts::new("helper-timeout");
+    let hang = scripts.script("hanging-helper", "exec sleep 60");
+    HelperCall::new(
+        Invocation::QemuExec(hang),
+        "br0",
+        &etc,
+        &privileged::Caller::new(12360, 12360),
+    )
+    .timeout(std::time::Duration::from_millis(500))
+    .run();
+}
+
+/// The session's libvirtd runs as the user, in its own mount and pid namespaces, with the user
+/// and the ACL only there; dropping the session (here while a test panics) leaves no process.
+#[test]
+fn libvirt_session_is_private_and_stops_on_drop() {
+    use libvirt::{LibvirtSession, SessionConfig};
+    let _ns = Netns::new();
+    const UID: u32 = 12363;
+    let config = SessionConfig::new(UID, std::path::Path::new("/nonexistent/helper"))
+        .bridge_conf("allow br7\n");
+    let init = std::sync::Mutex::new(0u32);
+    let result = std::panic::catch_unwind(|| {
+        let lv = LibvirtSession::start(config.clone());
+        *init.lock().unwrap() = lv.init_pid();
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", lv.init_pid())).unwrap();
+        let libvirtd = children.split_whitespace().next().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{libvirtd}/status")).unwrap();
+        let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uids.split_whitespace().nth(1),
+            Some(UID.to_string().as_str()),
+            "{uids}"
+        );
+        let ns =
+            |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+        assert_ne!(ns(libvirtd, "mnt"), ns("self", "mnt"));
+        assert_ne!(ns(libvirtd, "pid"), ns("self", "pid"));
+        assert_eq!(
+            ns(libvirtd, "net"),
+            std::fs::read_link("/proc/thread-self/ns/net").unwrap()
+        );
+        assert!(lv
+            .read("/etc/passwd")
+            .unwrap()
+            .contains("lvtest:x:12363:12363:"));
+        assert!(!std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .contains("lvtest:"));
+        assert_eq!(lv.read("/etc/qemu/bridge.conf").unwrap(), "allow br7\n");
+        let conf = lv.read("/home/lvtest/.config/libvirt/qemu.conf").unwrap();
+        assert!(
+            conf.contains("bridge_helper = \"/nonexistent/helper\""),
+            "{conf}"
+        );
+        assert_eq!(lv.running(), Vec::<String>::new());
+        panic!("on purpose");
+    });
+    assert!(result.is_err());
+    let init = *init.lock().unwrap();
+    assert_ne!(init, 0);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{init}")).exists(),
+        "the session's init still runs"
+    );
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("12363"))
+        })
+        .collect();
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "processes of the session's user are left"
+    );
+}
