@@ -17,19 +17,22 @@ use crate::warn;
 
 /// Entry point of both binaries; returns the exit status.
 pub fn main(action: Action) -> i32 {
-    let (start, result) = run(action);
-    report(action, start, result)
+    let (start, result, setup) = run(action);
+    let code = report(action, start, result);
+    // Only now: in bridge-helper mode the caller's socket closes after our message is written,
+    // as libvirt and QEMU expect (they read the message once the socket reports its end).
+    drop(setup);
+    code
 }
 
-/// Everything up to the report. The socket, opened here, is closed when this returns.
-fn run(action: Action) -> (Option<Start>, Result<Outcome, Error>) {
+/// Everything up to the report. The netlink socket, opened here, is closed when this returns.
+fn run(action: Action) -> (Option<Start>, Result<Outcome, Error>, Option<Setup>) {
     let setup = match startup::setup(action) {
         Ok(s) => s,
-        Err(e) => return (ifup_privilege::start().ok(), Err(e)),
+        Err(e) => return (ifup_privilege::start().ok(), Err(e), None),
     };
-    let start = Some(setup.start);
     let result = run_command(action, &setup).map_err(|e| e.with_permission_hint(|| hint(&setup)));
-    (start, result)
+    (Some(setup.start), result, Some(setup))
 }
 
 fn run_command(action: Action, setup: &Setup) -> Result<Outcome, Error> {

@@ -375,8 +375,14 @@ fn libvirt_boots_on_bridge(helper: &Helper, model: NicModel) {
 /// virsh's stderr).
 fn libvirt_refused(helper: &Helper) -> (HelperOutcome, String) {
     let w = World::new(helper, "libvirt-refused");
+    // Run directly as the session's user, so a message naming the user is the same.
     let direct = refused(
-        w.call(Invocation::Libvirt(helper.path.clone()), BR_DENIED),
+        HelperCall::new(
+            Invocation::Libvirt(helper.path.clone()),
+            BR_DENIED,
+            &w.etc,
+            &Caller::new(LIBVIRT_USER, LIBVIRT_USER),
+        ),
         "the helper run directly",
     );
     let message = direct.stderr.trim().to_owned();
@@ -491,6 +497,159 @@ fn debian_libvirt_refused() {
         virsh.contains(
             ": failed to communicate with bridge helper: stderr=access denied by acl file\n"
         ),
+        "{virsh}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ours: qemu-ifup in bridge-helper mode, as a setuid-root and as a `setcap cap_net_admin+ep`
+// copy, run by the same unprivileged user. A site that replaces Debian's helper changes only the
+// helper's path: the same scenarios pass, with messages that name the bridge, the user and why.
+
+const OURS: [Install; 2] = [Install::SetuidRoot, Install::FileCaps];
+
+fn ours(how: Install) -> Helper {
+    Helper {
+        name: match how {
+            Install::SetuidRoot => "ours-suid",
+            _ => "ours-fcaps",
+        },
+        path: install_copy(tmp(), Path::new(env!("CARGO_BIN_EXE_qemu-ifup")), how),
+    }
+}
+
+#[test]
+fn ours_ok_path() {
+    for how in OURS {
+        for out in ok_path(&ours(how)) {
+            assert_eq!(out.stderr, "", "{how:?}: {out:#?}");
+            assert_eq!(out.data, [0], "one zero byte, as Debian's: {out:#?}");
+        }
+    }
+}
+
+#[test]
+fn ours_acl_denied() {
+    for how in OURS {
+        let outs = acl_denied(&ours(how));
+        for out in &outs {
+            assert_eq!(out.code, 1, "{out:#?}");
+            assert_eq!(out.stderr.lines().count(), 1, "one line: {out:#?}");
+            assert!(
+                out.stderr
+                    .starts_with("qemu-ifup: error: bridge br-denied: denied: "),
+                "{out:#?}"
+            );
+            assert!(out.stderr.contains(&format!("uid {ALICE}")), "{out:#?}");
+        }
+        assert!(
+            outs[0].stderr.contains("does not allow bridge br-denied"),
+            "{outs:#?}"
+        );
+        assert!(
+            outs.iter().any(|o| o
+                .stderr
+                .contains("denied to uid 12350 by /etc/qemu/bridge.conf:")),
+            "{outs:#?}"
+        );
+    }
+}
+
+#[test]
+fn ours_missing_bridge() {
+    let out = missing_bridge(&ours(Install::SetuidRoot));
+    assert_eq!(
+        out.stderr,
+        "qemu-ifup: error: bridge br-missing: the bridge does not exist (given with --br)\n",
+        "{out:#?}"
+    );
+    assert_eq!(out.code, 1);
+}
+
+#[test]
+fn ours_not_a_bridge() {
+    let out = not_a_bridge(&ours(Install::FileCaps));
+    assert_eq!(
+        out.stderr,
+        "qemu-ifup: error: bridge veth0: it is a veth device, not a bridge (given with --br)\n",
+        "{out:#?}"
+    );
+}
+
+/// The tap gets the config's rule for its bridge and name: its MTU, bridge-port options and a
+/// host-side MAC starting with fe.
+#[test]
+fn ours_tap_gets_the_rule_for_its_bridge() {
+    for how in OURS {
+        let helper = ours(how);
+        let w = World::new(&helper, "rule");
+        w.etc.write(
+            "qemu-ifup-rs.conf",
+            "bridge br-denied\ntap tap* bridge br-other hairpin on\ntap tap* bridge br0 isolated on learning off mtu 1300\n",
+        );
+        let mut out = w.call(Invocation::QemuExec(helper.path.clone()), BR).run();
+        let l = out.expect_tap().link();
+        assert_eq!(l.master.as_deref(), Some(BR), "{l:#?}");
+        assert_eq!(l.mtu, 1300, "{l:#?}");
+        assert!(l.address.as_deref().unwrap().starts_with("fe:"), "{l:#?}");
+        let port = l.bridge_port.clone().unwrap();
+        assert!(
+            port.isolated && !port.learning && !port.hairpin,
+            "{how:?}: {port:?}"
+        );
+        drop(out.tap.take());
+        assert_no_taps("closing ours");
+    }
+}
+
+#[test]
+fn ours_qemu_virtio() {
+    qemu_boots_on_bridge(
+        &ours(Install::SetuidRoot),
+        HelperString::Path,
+        NicModel::VirtioNetPci,
+    );
+}
+
+#[test]
+fn ours_qemu_e1000_via_sh_c() {
+    qemu_boots_on_bridge(
+        &ours(Install::FileCaps),
+        HelperString::Command,
+        NicModel::E1000,
+    );
+}
+
+#[test]
+fn ours_qemu_refused() {
+    let outs = qemu_refused_bridges(&ours(Install::SetuidRoot));
+    for (out, qemu) in &outs {
+        let line = out.stderr.trim_end();
+        assert!(line.starts_with("qemu-ifup: error: bridge "), "{out:#?}");
+        assert!(qemu.contains(line), "QEMU's stderr shows ours: {qemu}");
+    }
+}
+
+#[test]
+fn ours_libvirt_virtio_destroy() {
+    libvirt_boots_on_bridge(&ours(Install::SetuidRoot), NicModel::VirtioNetPci);
+}
+
+#[test]
+fn ours_libvirt_e1000_poweroff() {
+    libvirt_boots_on_bridge(&ours(Install::FileCaps), NicModel::E1000);
+}
+
+#[test]
+fn ours_libvirt_refused() {
+    let (out, virsh) = libvirt_refused(&ours(Install::SetuidRoot));
+    assert!(
+        out.stderr
+            .starts_with("qemu-ifup: error: bridge br-denied: denied: "),
+        "{out:#?}"
+    );
+    assert!(
+        virsh.contains("stderr=qemu-ifup: error: bridge br-denied: denied: "),
         "{virsh}"
     );
 }
