@@ -16,10 +16,10 @@
 
 use std::fmt;
 
-use ifup_netlink::{DefaultRoute, Link, VlanEntry};
+use ifup_netlink::{DefaultRoute, Link, Route, VlanEntry};
 use ifup_policy::{
-    tap_is_callers, Acl, AclVerdict, Caller, Choice, Config, IfName, NotCallers, PortOptions,
-    TapOwner,
+    tap_is_callers, Acl, AclVerdict, BridgeDef, Caller, Choice, Config, IfName, NotCallers,
+    PortOptions, Prefix, TapOwner,
 };
 
 use crate::error::{Error, Subject};
@@ -265,7 +265,8 @@ pub struct UpFacts {
     pub argv: IfName,
     /// The link by that name.
     pub tap: Option<Link>,
-    /// Where the bridge comes from, and what was found; `None` when there is no tap to attach.
+    /// Where the bridge (or the routes) come from, and what was found; `None` when there is no
+    /// tap to attach.
     pub bridge: Option<BridgeFacts>,
     /// The tap's master, when it has one other than the bridge.
     pub current_master: Option<Link>,
@@ -280,10 +281,20 @@ pub struct UpFacts {
 #[allow(clippy::large_enum_variant)]
 pub enum BridgeFacts {
     Rule {
-        choice: Choice,
+        bridge: IfName,
+        options: PortOptions,
         origin: Origin,
         /// The link of that name.
         link: Option<Link>,
+        /// The config's `create-bridge` line for it, if any.
+        create: Option<BridgeDef>,
+    },
+    /// A routed rule: its destinations, and the routes of the main table to each.
+    Route {
+        prefixes: Vec<Prefix>,
+        options: PortOptions,
+        origin: Origin,
+        existing: Vec<(Prefix, Vec<ExistingRoute>)>,
     },
     DefaultRoute {
         routes: Vec<DefaultRoute>,
@@ -292,7 +303,38 @@ pub enum BridgeFacts {
     },
 }
 
-/// What qemu-ifup will do, decided.
+/// A route already in the main table, with the names of its devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingRoute {
+    pub route: Route,
+    pub via: Vec<String>,
+}
+
+/// qemu-ifup's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Up {
+    /// Attach the tap to a bridge.
+    Attach(Attach),
+    /// The bridge does not exist and the config declares it: create it, then decide again.
+    CreateBridge(BridgeDef),
+    /// Route the rule's destinations to the tap.
+    Route(Routed),
+}
+
+/// A routed tap, decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub tap: Tap,
+    /// The rule's destinations, in its order.
+    pub prefixes: Vec<Prefix>,
+    /// Those already routed to this tap (nothing to do for them).
+    pub present: Vec<Prefix>,
+    pub options: PortOptions,
+    pub origin: Origin,
+}
+
+/// What qemu-ifup will do with a bridge, decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attach {
     pub tap: Tap,
@@ -304,28 +346,28 @@ pub struct Attach {
 }
 
 /// qemu-ifup's decision, in this order: the tap exists and is a tap; (privileged mode) it is the
-/// caller's; the bridge exists and is a bridge; (privileged mode) the ACL allows it and the tap
-/// is not on another master. `config_desc` names the config for the "no bridge" message.
-pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Attach, Error> {
+/// caller's; the bridge exists and is a bridge (or the config declares it, and it is to be
+/// created); (privileged mode) the ACL allows it and the tap is not on another master. For a
+/// routed rule: (privileged mode) the tap is the caller's and on no bridge, and no destination is
+/// routed elsewhere already. `config_desc` names the config for the "no bridge" message.
+pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Up, Error> {
     let tap = the_tap(&facts.argv, facts.tap)?.ok_or_else(|| Error::TapMissing {
         tap: facts.argv.to_string(),
     })?;
-    let (bridge, label, origin, options) = match facts.bridge {
+    let (bridge, label, origin, options, create) = match facts.bridge {
         Some(BridgeFacts::Rule {
-            choice,
+            bridge: name,
+            options,
             origin,
             link,
-        }) => (link, choice.bridge.to_string(), origin, choice.options),
+            create,
+        }) => (link, name.to_string(), origin, options, create),
         Some(BridgeFacts::DefaultRoute { routes, candidates }) => {
             match default_route_bridge(&routes, &candidates) {
                 Ok(link) => {
                     let label = link.name.clone();
-                    (
-                        Some(link),
-                        label,
-                        Origin::DefaultRoute,
-                        PortOptions::default(),
-                    )
+                    let options = PortOptions::default();
+                    (Some(link), label, Origin::DefaultRoute, options, None)
                 }
                 Err(why) => {
                     callers_tap(mode, &tap, None)?;
@@ -337,6 +379,12 @@ pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Attach, Erro
                 }
             }
         }
+        Some(BridgeFacts::Route {
+            prefixes,
+            options,
+            origin,
+            existing,
+        }) => return routed(mode, tap, prefixes, options, origin, &existing).map(Up::Route),
         None => {
             return Err(Error::Invalid {
                 at: Subject::new(&tap.name, None),
@@ -346,6 +394,11 @@ pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Attach, Erro
     };
     callers_tap(mode, &tap, Some(&label))?;
     let Some(bridge) = bridge else {
+        if let Some(def) = create {
+            // Declared by root: it may be created, if the caller may use it.
+            acl_allows(mode, &tap, &def.name)?;
+            return Ok(Up::CreateBridge(def));
+        }
         return Err(Error::BridgeMissing {
             at: Subject::new(&tap.name, Some(&label)),
             origin: origin.to_string(),
@@ -376,14 +429,69 @@ pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Attach, Erro
             ));
         }
     }
-    Ok(Attach {
+    Ok(Up::Attach(Attach {
         tap,
         bridge,
         options,
         origin,
         vlans: facts.vlans,
+    }))
+}
+
+/// A routed rule: (privileged mode) the tap must be the caller's and on no bridge. A destination
+/// already routed through another device (another VM's tap), or through none (a blackhole), or
+/// through several (a multipath route) is someone else's: refused, nothing changed. One already
+/// routed to this tap is in place.
+fn routed(
+    mode: &Mode,
+    tap: Tap,
+    prefixes: Vec<Prefix>,
+    options: PortOptions,
+    origin: Origin,
+    existing: &[(Prefix, Vec<ExistingRoute>)],
+) -> Result<Routed, Error> {
+    callers_tap(mode, &tap, None)?;
+    if let (Mode::Privileged { .. }, Some(m)) = (mode, tap.link.master) {
+        return Err(denied(
+            &tap,
+            None,
+            Denial::AttachedElsewhere {
+                other: format!("ifindex {m} (a routed tap is on no bridge)"),
+            },
+        ));
+    }
+    let mut present = Vec::new();
+    for (prefix, routes) in existing {
+        for e in routes {
+            if e.route.kind == RTN_UNICAST && e.route.devices == [tap.link.index] {
+                present.push(*prefix);
+                continue;
+            }
+            let via = if e.via.is_empty() {
+                "no device (a blackhole or unreachable route)".to_owned()
+            } else {
+                e.via.join(", ")
+            };
+            return Err(Error::Invalid {
+                at: Subject::new(&tap.name, None),
+                reason: format!(
+                    "{prefix} is already routed via {via} ({origin}): refusing to take it; \
+                     remove that route first, or give this tap another address"
+                ),
+            });
+        }
+    }
+    Ok(Routed {
+        tap,
+        prefixes,
+        present,
+        options,
+        origin,
     })
 }
+
+/// `RTN_UNICAST`: a route that delivers through its devices.
+const RTN_UNICAST: u8 = 1;
 
 /// What the lookups for qemu-ifdown found.
 #[derive(Debug, Clone)]

@@ -2,10 +2,10 @@
 //! the plan in one loop (with its undo on failure) or, for `--dry-run`, describe it. Everything
 //! goes through [`Net`], so the whole flow runs against the recording fake in the tests below.
 
-use ifup_netlink::{Errno, Link, NetlinkError};
-use ifup_policy::{Config, IfName};
+use ifup_netlink::{Errno, Link, LinkChange, NetlinkError};
+use ifup_policy::{BridgeDef, Config, IfName, Prefix, Way};
 
-use crate::decide::{self, BridgeFacts, DownFacts, Mode, Tap, UpFacts};
+use crate::decide::{self, BridgeFacts, DownFacts, ExistingRoute, Mode, Routed, Tap, Up, UpFacts};
 use crate::error::{Error, Hint, Subject, Undo};
 use crate::net::Net;
 use crate::plan::{self, Plan, Step};
@@ -20,6 +20,25 @@ pub struct Outcome {
     /// The bridge the tap is (or would be) on, when the run changed or would change something:
     /// `main` checks it for settings worth a warning.
     pub bridge: Option<Link>,
+    /// For a routed tap that changed (or would): the address families it routes, for which
+    /// `main` checks that the host forwards.
+    pub routed: Option<Families>,
+}
+
+/// Which address families some destinations are in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Families {
+    pub ipv4: bool,
+    pub ipv6: bool,
+}
+
+impl Families {
+    fn of(prefixes: &[Prefix]) -> Families {
+        Families {
+            ipv4: prefixes.iter().any(|p| !p.is_ipv6()),
+            ipv6: prefixes.iter().any(Prefix::is_ipv6),
+        }
+    }
 }
 
 fn lookup(argv: &IfName) -> impl Fn(NetlinkError) -> Error + '_ {
@@ -33,7 +52,7 @@ fn lookup(argv: &IfName) -> impl Fn(NetlinkError) -> Error + '_ {
 /// The lookups for qemu-ifup's decision: the tap by the name QEMU passed; the config's choice by
 /// the kernel's name of it (or the default routes' devices, up to the first bridge); the tap's
 /// master when it is another device; the tap's VLANs when it is already on a VLAN-filtering
-/// bridge.
+/// bridge. For a routed rule: the routes of the main table to each destination.
 fn gather_up(
     net: &mut dyn Net,
     argv: &IfName,
@@ -56,18 +75,45 @@ fn gather_up(
         return Ok(facts);
     };
     let (bridge_facts, bridge) = match decide::rule_for(config, &name, mode) {
-        Some((choice, origin)) => {
-            let link = net.link_by_name(choice.bridge.as_str()).map_err(&err)?;
-            let found = link.clone();
-            (
-                BridgeFacts::Rule {
-                    choice,
+        Some((choice, origin)) => match choice.way {
+            Way::Bridge(bridge) => {
+                let link = net.link_by_name(bridge.as_str()).map_err(&err)?;
+                let found = link.clone();
+                let create = config.and_then(|c| c.bridge_def(&bridge)).cloned();
+                let facts = BridgeFacts::Rule {
+                    bridge,
+                    options: choice.options,
                     origin,
                     link,
-                },
-                found,
-            )
-        }
+                    create,
+                };
+                (facts, found)
+            }
+            Way::Route(prefixes) => {
+                let mut existing = Vec::new();
+                for p in &prefixes {
+                    let mut routes = Vec::new();
+                    for route in net.routes_to(p.addr, p.len).map_err(&err)? {
+                        let mut via = Vec::new();
+                        for &dev in &route.devices {
+                            via.push(match net.link_by_index(dev).map_err(&err)? {
+                                Some(l) => l.name,
+                                None => format!("ifindex {dev}"),
+                            });
+                        }
+                        routes.push(ExistingRoute { route, via });
+                    }
+                    existing.push((*p, routes));
+                }
+                let facts = BridgeFacts::Route {
+                    prefixes,
+                    options: choice.options,
+                    origin,
+                    existing,
+                };
+                (facts, None)
+            }
+        },
         None => {
             let routes = net.default_routes().map_err(&err)?;
             let mut candidates = Vec::new();
@@ -118,7 +164,24 @@ pub fn up(
     note: Option<&str>,
 ) -> Result<Outcome, Error> {
     let facts = gather_up(net, argv, config, mode)?;
-    let a = decide::up(mode, config_desc, facts)?;
+    let (a, created) = match decide::up(mode, config_desc, facts)? {
+        Up::Attach(a) => (a, None),
+        Up::Route(r) => return routed(net, r, dry_run, note),
+        Up::CreateBridge(def) if dry_run => return create_bridge_dry_run(&def, argv, note),
+        Up::CreateBridge(def) => {
+            let created = create_bridge(net, &def, argv)?;
+            // Decide again, now that it exists (a bridge someone else just created too).
+            match decide::up(mode, config_desc, gather_up(net, argv, config, mode)?)? {
+                Up::Attach(a) => (a, created),
+                _ => {
+                    return Err(Error::Invalid {
+                        at: Subject::new(argv, Some(def.name.as_str())),
+                        reason: "the bridge just created cannot be found".to_owned(),
+                    })
+                }
+            }
+        }
+    };
     let origin = a.origin.to_string();
     let plan = plan::up(&a).map_err(|e| Error::Invalid {
         at: Subject::new(&a.tap.name, Some(&a.bridge.name)),
@@ -138,21 +201,172 @@ pub fn up(
             stdout: out,
             changes: vec![],
             bridge: Some(a.bridge),
+            ..Outcome::default()
+        });
+    }
+    let mut changes: Vec<String> = created.into_iter().collect();
+    if !plan.is_empty() {
+        apply(net, tap, Some(&bridge.name), &plan)?;
+        changes.push(format!(
+            "tap {} -> bridge {}: {} ({origin})",
+            tap.name,
+            bridge.name,
+            plan.describe(&bridge.name).join(", ")
+        ));
+    } else if changes.is_empty() {
+        return Ok(Outcome::default());
+    }
+    Ok(Outcome {
+        changes,
+        bridge: Some(a.bridge),
+        ..Outcome::default()
+    })
+}
+
+/// What creating the bridge `def` does, in order (for --dry-run and syslog).
+fn bridge_creation(def: &BridgeDef) -> Vec<String> {
+    let mut out = vec![format!(
+        "create bridge {} (stp off, forward delay 0, address {})",
+        def.name,
+        plan::fmt_mac(&def.mac())
+    )];
+    out.extend(def.addresses.iter().map(|a| format!("add address {a}")));
+    out.push("set the bridge up".to_owned());
+    out
+}
+
+fn create_bridge_dry_run(
+    def: &BridgeDef,
+    argv: &IfName,
+    note: Option<&str>,
+) -> Result<Outcome, Error> {
+    let mut out = format!(
+        "tap {argv}, bridge {} (to be created: create-bridge line at {})\n",
+        def.name, def.at
+    );
+    if let Some(note) = note {
+        out.push_str(&format!("  {note}\n"));
+    }
+    for l in bridge_creation(def) {
+        out.push_str(&format!("  {l}\n"));
+    }
+    out.push_str(&format!(
+        "  then attach the tap to {} as its rule says\n",
+        def.name
+    ));
+    Ok(Outcome {
+        stdout: out,
+        ..Outcome::default()
+    })
+}
+
+/// Create the bridge `def` declares: STP off, forward delay 0, its MAC, its addresses, up.
+/// Another qemu-ifup creating it at the same time is no error (`EEXIST`: look it up and go on);
+/// a device of that name that is not a bridge is found by the decision that follows. The bridge
+/// stays, whatever happens to the tap next: another VM may be on it already. Returns the syslog
+/// line when this run created it.
+fn create_bridge(
+    net: &mut dyn Net,
+    def: &BridgeDef,
+    argv: &IfName,
+) -> Result<Option<String>, Error> {
+    let at = || Subject::new(argv, Some(def.name.as_str()));
+    let failed = |action: &'static str| {
+        move |source| Error::Failed {
+            at: at(),
+            action,
+            source,
+            undo: Undo::None,
+            hint: Hint::default(),
+        }
+    };
+    let created = match net.new_bridge(def.name.as_str(), def.mac()) {
+        Ok(()) => true,
+        Err(e) if e.errno() == Some(Errno::EEXIST) => false,
+        Err(e) => return Err(failed("creating the bridge")(e)),
+    };
+    let Some(bridge) = net.link_by_name(def.name.as_str()).map_err(lookup(argv))? else {
+        return Err(Error::Invalid {
+            at: at(),
+            reason: "the bridge vanished right after it was created".to_owned(),
+        });
+    };
+    if !bridge.is_bridge() {
+        // The decision that follows says so.
+        return Ok(None);
+    }
+    for a in &def.addresses {
+        match net.add_address(bridge.index, a.addr, a.len) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(Errno::EEXIST) => {}
+            Err(e) => return Err(failed("adding the bridge's address")(e)),
+        }
+    }
+    if !bridge.up {
+        let up = LinkChange {
+            up: Some(true),
+            ..LinkChange::default()
+        };
+        net.set_link(bridge.index, &up)
+            .map_err(failed("bringing the bridge up"))?;
+    }
+    Ok(created.then(|| {
+        format!(
+            "bridge {}: {} (create-bridge line at {})",
+            def.name,
+            bridge_creation(def).join(", "),
+            def.at
+        )
+    }))
+}
+
+/// qemu-ifup for a routed tap: plan, then apply (or describe).
+fn routed(
+    net: &mut dyn Net,
+    r: Routed,
+    dry_run: bool,
+    note: Option<&str>,
+) -> Result<Outcome, Error> {
+    let plan = plan::routed(&r).map_err(|e| Error::Invalid {
+        at: Subject::new(&r.tap.name, None),
+        reason: e.reason(&r.tap.link, &r.origin.to_string()),
+    })?;
+    let families = Families::of(&r.prefixes);
+    if dry_run {
+        let mut out = format!(
+            "tap {} (ifindex {}), routed: {} ({})\n",
+            r.tap.name,
+            r.tap.link.index,
+            r.prefixes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.origin
+        );
+        if let Some(note) = note {
+            out.push_str(&format!("  {note}\n"));
+        }
+        push_steps(&mut out, &plan, "", "its routes are in place and it is up");
+        return Ok(Outcome {
+            stdout: out,
+            routed: Some(families),
+            ..Outcome::default()
         });
     }
     if plan.is_empty() {
         return Ok(Outcome::default());
     }
-    apply(net, tap, Some(&bridge.name), &plan)?;
+    apply(net, &r.tap, None, &plan)?;
     Ok(Outcome {
-        stdout: String::new(),
         changes: vec![format!(
-            "tap {} -> bridge {}: {} ({origin})",
-            tap.name,
-            bridge.name,
-            plan.describe(&bridge.name).join(", ")
+            "tap {} routed: {} ({})",
+            r.tap.name,
+            plan.describe("").join(", "),
+            r.origin
         )],
-        bridge: Some(a.bridge),
+        routed: Some(families),
+        ..Outcome::default()
     })
 }
 
@@ -189,17 +403,27 @@ pub fn down(
             ..Outcome::default()
         });
     };
-    let plan = plan::down(&d);
-    let bridge = d.master.as_ref().map_or("(none)", |m| m.name.as_str());
+    // The routes the helper added to it (none for a bridged tap).
+    let routes = net
+        .routes_by(d.tap.link.index, plan::ROUTE_PROTOCOL)
+        .map_err(&err)?;
+    let plan = plan::down(&d, &routes);
+    let bridge = d.master.as_ref().map_or("", |m| m.name.as_str());
     if dry_run {
-        let mut out = format!(
-            "tap {} (ifindex {}), bridge {bridge}\n",
-            d.tap.name, d.tap.link.index
-        );
+        let on = match &d.master {
+            Some(m) => format!("bridge {}", m.name),
+            None => "on no bridge".to_owned(),
+        };
+        let mut out = format!("tap {} (ifindex {}), {on}\n", d.tap.name, d.tap.link.index);
         if let Some(note) = note {
             out.push_str(&format!("  {note}\n"));
         }
-        push_steps(&mut out, &plan, bridge, "not attached and down");
+        push_steps(
+            &mut out,
+            &plan,
+            bridge,
+            "not attached, no route of ours, down",
+        );
         return Ok(Outcome {
             stdout: out,
             ..Outcome::default()
@@ -286,6 +510,7 @@ pub fn helper(
     })?;
     apply(net, &a.tap, Some(&a.bridge.name), &plan)?;
     let outcome = Outcome {
+        routed: None,
         stdout: String::new(),
         changes: vec![format!(
             "tap {} (new{}) -> bridge {}: {} ({})",
@@ -314,6 +539,12 @@ fn run_step(net: &mut dyn Net, index: u32, step: &Step) -> Result<(), NetlinkErr
     match step {
         Step::Link(c) => net.set_link(index, c),
         Step::Port(p) => net.set_bridge_port(index, p),
+        Step::AddRoute(r) => net.add_route(r),
+        // Gone already (an IPv4 route goes with its device's address or carrier): done.
+        Step::DelRoute(r) => match net.del_route(r) {
+            Err(e) if matches!(e.errno(), Some(Errno::ESRCH | Errno::ENOENT)) => Ok(()),
+            other => other,
+        },
     }
 }
 
@@ -384,6 +615,7 @@ mod tests {
             tun: None,
             bridge: None,
             port: None,
+            proxy_arp: Some(false),
         }
     }
 
@@ -975,6 +1207,192 @@ mod tests {
         assert_eq!(t.address.as_ref().map(|a| a[0]), Some(0xfe));
     }
 
+    fn v4(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn routed_tap_up_and_down() {
+        let conf = "tap vmtap0 route 192.0.2.10,2001:db8::10 proxy-arp on\n";
+        let mut net = world();
+        let o = ifup(
+            &mut net,
+            &privileged("# no bridge is involved"),
+            Some(conf),
+            "vmtap0",
+        )
+        .unwrap();
+        let t = net.link("vmtap0");
+        assert!(t.up && t.master.is_none());
+        assert_eq!(t.proxy_arp, Some(true));
+        assert_eq!(net.table.len(), 2);
+        assert!(net
+            .table
+            .iter()
+            .all(|r| r.devices == [10] && r.protocol == plan::ROUTE_PROTOCOL));
+        assert_eq!(
+            o.routed,
+            Some(Families {
+                ipv4: true,
+                ipv6: true
+            })
+        );
+        // Again: in place, nothing to do.
+        net.calls.clear();
+        ifup(&mut net, &privileged(""), Some(conf), "vmtap0").unwrap();
+        assert!(net.calls.is_empty(), "{:?}", net.calls);
+        // A route someone else added by hand to the same tap stays at qemu-ifdown.
+        net.table.push(ifup_netlink::Route {
+            dst: v4("198.51.100.1"),
+            dst_len: 32,
+            kind: 1,
+            protocol: 4,
+            metric: 0,
+            devices: vec![10],
+        });
+        let o = ifdown(&mut net, &privileged(""), "vmtap0").unwrap();
+        assert_eq!(net.table.len(), 1);
+        assert_eq!(net.table[0].dst, v4("198.51.100.1"));
+        assert!(!net.link("vmtap0").up);
+        assert!(o.changes[0].contains("remove route 192.0.2.10"), "{o:?}");
+        // Routes already gone (the kernel drops IPv4 routes of a downed device): success.
+        let mut net = world();
+        ifup(&mut net, &Mode::Trusted, Some(conf), "vmtap0").unwrap();
+        let ours: Vec<_> = net.table.clone();
+        net.fail_changes = vec![(3, Errno::ESRCH)];
+        net.table = ours;
+        ifdown(&mut net, &Mode::Trusted, "vmtap0").unwrap();
+    }
+
+    #[test]
+    fn a_routed_address_taken_elsewhere_is_refused() {
+        let conf = "tap vmtap0 route 192.0.2.10,2001:db8::10\n";
+        for (devices, via) in [
+            (vec![4], "veth0"),
+            (vec![], "no device"),
+            (vec![10, 4], "vmtap0, veth0"),
+        ] {
+            let mut net = world();
+            net.table.push(ifup_netlink::Route {
+                dst: v4("2001:db8::10"),
+                dst_len: 128,
+                kind: if devices.is_empty() { 6 } else { 1 },
+                protocol: 4,
+                metric: 0,
+                devices,
+            });
+            let r = ifup(&mut net, &Mode::Trusted, Some(conf), "vmtap0");
+            refused(
+                &net,
+                r,
+                1,
+                &[
+                    "tap vmtap0",
+                    "2001:db8::10 is already routed via",
+                    via,
+                    "refusing",
+                ],
+            );
+            assert_eq!(net.table.len(), 1);
+        }
+        // Privileged mode: only the caller's own tap, and one on no bridge.
+        let mut net = world();
+        net.links.push(tap(20, "vmx", Some(BOB), None));
+        let r = ifup(
+            &mut net,
+            &privileged("allow all"),
+            Some("tap vmx route 192.0.2.10\n"),
+            "vmx",
+        );
+        refused(&net, r, 1, &["not the caller's"]);
+        let mut net = world();
+        net.links[4].master = Some(2);
+        let r = ifup(&mut net, &privileged("allow all"), Some(conf), "vmtap0");
+        refused(&net, r, 1, &["a routed tap is on no bridge"]);
+        // Root's routed tap on a bridge: detached.
+        ifup(&mut net, &Mode::Trusted, Some(conf), "vmtap0").unwrap();
+        assert_eq!(net.link("vmtap0").master, None);
+    }
+
+    #[test]
+    fn a_failed_route_puts_everything_back() {
+        let conf = "tap vmtap0 route 192.0.2.10,192.0.2.11 proxy-arp on\n";
+        let mut net = world();
+        let before = net.link("vmtap0").clone();
+        // The link change works, the first route too, the second fails.
+        net.fail_changes = vec![(2, Errno::ENETUNREACH)];
+        let e = ifup(&mut net, &Mode::Trusted, Some(conf), "vmtap0").unwrap_err();
+        assert!(e.to_string().contains("adding a route failed"), "{e}");
+        assert!(e.to_string().contains("put back as it was"), "{e}");
+        assert!(net.table.is_empty(), "{:?}", net.table);
+        assert_eq!(net.link("vmtap0"), &before);
+    }
+
+    #[test]
+    fn a_declared_bridge_is_created_on_first_use() {
+        let conf =
+            "create-bridge br-priv address 10.10.0.1/24\ntap vm* bridge br-priv isolated on\n";
+        let mut net = world();
+        let o = ifup(&mut net, &privileged("allow br-priv"), Some(conf), "vmtap0").unwrap();
+        let b = net.link("br-priv").clone();
+        assert!(b.is_bridge() && b.up);
+        assert_eq!(b.address.as_ref().unwrap()[0], 0x02);
+        assert_eq!(net.addresses, [(b.index, v4("10.10.0.1"), 24)]);
+        let t = net.link("vmtap0");
+        assert_eq!(t.master, Some(b.index));
+        assert!(t.port.unwrap().isolated);
+        assert!(
+            o.changes[0].starts_with("bridge br-priv: create bridge br-priv"),
+            "{o:?}"
+        );
+        // Someone else created it meanwhile (EEXIST) and added the address: we go on, quietly.
+        let mut net = world();
+        net.links.push(bridge(30, "br-priv", 1500));
+        net.addresses.push((30, v4("10.10.0.1"), 24));
+        ifup(&mut net, &Mode::Trusted, Some(conf), "vmtap0").unwrap();
+        assert_eq!(net.link("vmtap0").master, Some(30));
+        // Not allowed to the caller: not created, nothing changed.
+        let mut net = world();
+        let r = ifup(&mut net, &privileged("allow br0"), Some(conf), "vmtap0");
+        refused(
+            &net,
+            r,
+            1,
+            &["bridge br-priv", "does not allow bridge br-priv"],
+        );
+        assert!(net.links.iter().all(|l| l.name != "br-priv"));
+        // A device of that name that is no bridge: refused.
+        let mut net = world();
+        net.links.push(base(30, "br-priv", Some("veth")));
+        let r = ifup(&mut net, &Mode::Trusted, Some(conf), "vmtap0");
+        refused(
+            &net,
+            r,
+            1,
+            &["bridge br-priv", "a veth device, not a bridge"],
+        );
+        // Dry run: says it would create it, creates nothing.
+        let mut net = world();
+        let c = config(conf);
+        let o = up(
+            &mut net,
+            &Mode::Trusted,
+            Some(&c),
+            "x",
+            &name("vmtap0"),
+            true,
+            None,
+        )
+        .unwrap();
+        assert!(
+            o.stdout
+                .contains("create bridge br-priv (stp off, forward delay 0"),
+            "{}",
+            o.stdout
+        );
+        assert!(net.calls.is_empty());
+    }
+
     #[test]
     fn dry_run_changes_nothing_and_shows_the_plan() {
         let mut net = world();
@@ -1006,7 +1424,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             o.stdout,
-            "tap vmtap0 (ifindex 10), bridge (none)\n  nothing to do: not attached and down\n"
+            "tap vmtap0 (ifindex 10), on no bridge\n  nothing to do: not attached, no route of ours, down\n"
         );
         let o = down(&mut net, &Mode::Trusted, &name("gone"), true, None).unwrap();
         assert_eq!(o.stdout, "tap gone: does not exist, nothing to do\n");

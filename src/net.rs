@@ -2,7 +2,11 @@
 //! binaries, a recording fake (below, tests only) for the decision and flow tests that run without
 //! root. The fake never replaces the real-kernel tests in `tests/`.
 
-use ifup_netlink::{BridgePort, DefaultRoute, Link, LinkChange, NetlinkError, Socket, VlanEntry};
+use std::net::IpAddr;
+
+use ifup_netlink::{
+    BridgePort, DefaultRoute, Link, LinkChange, NetlinkError, Route, RouteSpec, Socket, VlanEntry,
+};
 use ifup_tun::{NewTap, TunError};
 
 /// What the flow asks of the kernel.
@@ -21,6 +25,19 @@ pub trait Net {
     fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError>;
     /// A new, non-persistent tap (bridge-helper mode), through `/dev/net/tun`.
     fn create_tap(&mut self, vnet_hdr: bool) -> Result<NewTap, TunError>;
+    /// The main table's routes to exactly `dst/len`.
+    fn routes_to(&mut self, dst: IpAddr, len: u8) -> Result<Vec<Route>, NetlinkError>;
+    /// The main table's routes through device `oif` added by `protocol`, both families.
+    fn routes_by(&mut self, oif: u32, protocol: u8) -> Result<Vec<Route>, NetlinkError>;
+    /// Add a route (`EEXIST` if it is there).
+    fn add_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError>;
+    /// Remove a route.
+    fn del_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError>;
+    /// Create a bridge, STP off, forward delay 0, with `mac`, down (`EEXIST` if the name is
+    /// taken).
+    fn new_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<(), NetlinkError>;
+    /// Add an address to a link (`EEXIST` if it is there).
+    fn add_address(&mut self, index: u32, addr: IpAddr, len: u8) -> Result<(), NetlinkError>;
 }
 
 impl Net for Socket {
@@ -51,6 +68,42 @@ impl Net for Socket {
     fn create_tap(&mut self, vnet_hdr: bool) -> Result<NewTap, TunError> {
         ifup_tun::create_tap(vnet_hdr)
     }
+
+    fn routes_to(&mut self, dst: IpAddr, len: u8) -> Result<Vec<Route>, NetlinkError> {
+        Socket::routes_to(self, dst, len)
+    }
+
+    fn routes_by(&mut self, oif: u32, protocol: u8) -> Result<Vec<Route>, NetlinkError> {
+        let mut out = Socket::routes(
+            self,
+            ifup_netlink::consts::AF_INET,
+            Some(oif),
+            Some(protocol),
+        )?;
+        out.extend(Socket::routes(
+            self,
+            ifup_netlink::consts::AF_INET6,
+            Some(oif),
+            Some(protocol),
+        )?);
+        Ok(out)
+    }
+
+    fn add_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError> {
+        Socket::add_route(self, spec)
+    }
+
+    fn del_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError> {
+        Socket::del_route(self, spec)
+    }
+
+    fn new_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        Socket::new_bridge(self, name, mac)
+    }
+
+    fn add_address(&mut self, index: u32, addr: IpAddr, len: u8) -> Result<(), NetlinkError> {
+        Socket::add_address(self, index, addr, len)
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +121,10 @@ pub mod fake {
         pub vlans: Vec<(u32, VlanEntry)>,
         /// Alternative names: (altname, ifindex).
         pub altnames: Vec<(String, u32)>,
+        /// The main table's routes.
+        pub table: Vec<Route>,
+        /// Addresses added: (ifindex, address, prefix length).
+        pub addresses: Vec<(u32, IpAddr, u8)>,
         /// Every change asked for, in order: `set_link IDX {..}` / `set_bridge_port IDX {..}`.
         pub calls: Vec<String>,
         /// Fail the changes whose (0-based) numbers these are, with these errnos.
@@ -116,6 +173,14 @@ pub mod fake {
         }
     }
 
+    fn kernel(errno: Errno) -> NetlinkError {
+        NetlinkError::Kernel {
+            op: ifup_netlink::Op::SetLink,
+            errno,
+            ext_ack: None,
+        }
+    }
+
     impl Net for FakeNet {
         fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
             let alt = self
@@ -160,6 +225,9 @@ pub mod fake {
             if let Some(up) = change.up {
                 link.up = up;
             }
+            if let Some(on) = change.proxy_arp {
+                link.proxy_arp = Some(on);
+            }
             if let Some(master) = change.master {
                 if master != 0 && !masters.contains(&master) {
                     return Err(NetlinkError::Kernel {
@@ -203,6 +271,7 @@ pub mod fake {
                 }),
                 bridge: None,
                 port: None,
+                proxy_arp: Some(false),
             });
             let fd = std::fs::File::open("/dev/null").map_err(|_| TunError::Open(Errno::EIO))?;
             Ok(NewTap {
@@ -210,6 +279,89 @@ pub mod fake {
                 name,
                 vnet_hdr,
             })
+        }
+
+        fn routes_to(&mut self, dst: IpAddr, len: u8) -> Result<Vec<Route>, NetlinkError> {
+            Ok(self
+                .table
+                .iter()
+                .filter(|r| r.dst == dst && r.dst_len == len)
+                .cloned()
+                .collect())
+        }
+
+        fn routes_by(&mut self, oif: u32, protocol: u8) -> Result<Vec<Route>, NetlinkError> {
+            Ok(self
+                .table
+                .iter()
+                .filter(|r| r.devices.contains(&oif) && r.protocol == protocol)
+                .cloned()
+                .collect())
+        }
+
+        fn add_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError> {
+            self.change(format!("add_route {spec:?}"))?;
+            if self
+                .table
+                .iter()
+                .any(|r| r.dst == spec.dst && r.dst_len == spec.dst_len)
+            {
+                return Err(kernel(Errno::EEXIST));
+            }
+            self.table.push(Route {
+                dst: spec.dst,
+                dst_len: spec.dst_len,
+                kind: 1,
+                protocol: spec.protocol,
+                metric: 0,
+                devices: vec![spec.oif],
+            });
+            Ok(())
+        }
+
+        fn del_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError> {
+            self.change(format!("del_route {spec:?}"))?;
+            let before = self.table.len();
+            self.table.retain(|r| {
+                !(r.dst == spec.dst && r.dst_len == spec.dst_len && r.devices == [spec.oif])
+            });
+            if self.table.len() == before {
+                return Err(kernel(Errno::ESRCH));
+            }
+            Ok(())
+        }
+
+        fn new_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<(), NetlinkError> {
+            self.change(format!("new_bridge {name}"))?;
+            if self.links.iter().any(|l| l.name == name) {
+                return Err(kernel(Errno::EEXIST));
+            }
+            let index = self.links.iter().map(|l| l.index).max().unwrap_or(0) + 1;
+            self.links.push(Link {
+                index,
+                name: name.to_owned(),
+                kind: Some("bridge".into()),
+                mtu: 1500,
+                max_mtu: Some(65535),
+                master: None,
+                up: false,
+                loopback: false,
+                address: Some(mac.to_vec()),
+                tun: None,
+                bridge: Some(ifup_netlink::BridgeInfo::default()),
+                port: None,
+                proxy_arp: Some(false),
+            });
+            Ok(())
+        }
+
+        fn add_address(&mut self, index: u32, addr: IpAddr, len: u8) -> Result<(), NetlinkError> {
+            self.change(format!("add_address {index} {addr}/{len}"))?;
+            if self.addresses.contains(&(index, addr, len)) {
+                return Err(kernel(Errno::EEXIST));
+            }
+            self.addresses.push((index, addr, len));
+            Ok(())
         }
 
         fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError> {

@@ -7,10 +7,15 @@
 //! settings to apply joins down (in a message of its own, before the attach) and comes up only
 //! once they are in place, so it never forwards a frame with the bridge's defaults.
 
-use ifup_netlink::{BridgePort, Link, LinkChange, PortFlags, VlanEntry};
+use ifup_netlink::{BridgePort, Link, LinkChange, PortFlags, Route, RouteSpec, VlanEntry};
 use ifup_policy::{Mtu, PortOptions, TapMac};
 
-use crate::decide::{Attach, Detach};
+use crate::decide::{Attach, Detach, Routed};
+
+/// The `rtm_protocol` the helper's routes carry, so that `qemu-ifdown` removes exactly those
+/// (`ip route` shows it as `proto 112`, or by the name the packages give it in
+/// `/etc/iproute2/rt_protos.d/qemu-ifup-rs.conf`).
+pub const ROUTE_PROTOCOL: u8 = 112;
 
 /// One change to the tap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +24,10 @@ pub enum Step {
     Link(LinkChange),
     /// Its bridge-port flags and VLANs.
     Port(BridgePort),
+    /// A route to it.
+    AddRoute(RouteSpec),
+    /// A route to it, removed (one that is gone already is no error).
+    DelRoute(RouteSpec),
 }
 
 impl Step {
@@ -27,6 +36,11 @@ impl Step {
     pub fn action(&self) -> &'static str {
         match self {
             Step::Port(_) => "setting bridge-port options",
+            Step::AddRoute(_) => "adding a route",
+            Step::DelRoute(_) => "removing a route",
+            Step::Link(c) if c.proxy_arp.is_some() && c.master.is_none() && c.mtu.is_none() => {
+                "setting proxy ARP"
+            }
             Step::Link(c) if c.master == Some(0) => "detaching the tap",
             Step::Link(c) if c.master.is_some() => "attaching the tap",
             Step::Link(c) if c.mtu.is_some() && c.address.is_some() => {
@@ -55,12 +69,17 @@ impl Step {
                     Some(_) => out.push(format!("attach to bridge {bridge}")),
                     None => {}
                 }
+                if let Some(on) = c.proxy_arp {
+                    out.push(format!("set proxy-arp {}", if on { "on" } else { "off" }));
+                }
                 match c.up {
                     Some(true) => out.push("set up".into()),
                     Some(false) => out.push("set down".into()),
                     None => {}
                 }
             }
+            Step::AddRoute(r) => out.push(format!("add route {}", fmt_route(r))),
+            Step::DelRoute(r) => out.push(format!("remove route {}", fmt_route(r))),
             Step::Port(p) => {
                 for (name, v) in [
                     ("isolated", p.isolated),
@@ -138,6 +157,15 @@ fn fmt_vlan(v: &VlanEntry) -> String {
         s.push_str(" tagged");
     }
     s
+}
+
+fn fmt_route(r: &RouteSpec) -> String {
+    let max = if r.dst.is_ipv4() { 32 } else { 128 };
+    if r.dst_len == max {
+        r.dst.to_string()
+    } else {
+        format!("{}/{}", r.dst, r.dst_len)
+    }
 }
 
 pub fn fmt_mac(mac: &[u8]) -> String {
@@ -326,14 +354,7 @@ pub fn up(a: &Attach) -> Result<Plan, PlanError> {
         TapMac::Fe => tap.address.as_deref().and_then(host_side_mac),
         TapMac::Keep => None,
     };
-    let (mtu, auto) = match opts.mtu {
-        Mtu::Auto => (bridge.mtu, true),
-        Mtu::Fixed(n) => (n, false),
-    };
-    if let Some(max) = tap.max_mtu.filter(|&max| mtu > max) {
-        return Err(PlanError::MtuAboveMax { mtu, max, auto });
-    }
-    let mtu = (mtu != tap.mtu).then_some(mtu);
+    let mtu = mtu_for(tap, opts, Some(bridge.mtu))?;
 
     let info = bridge.bridge.unwrap_or_default();
     if (opts.vlan.is_some() || !opts.tagged.is_empty()) && !info.vlan_filtering {
@@ -370,7 +391,7 @@ pub fn up(a: &Attach) -> Result<Plan, PlanError> {
         address,
         mtu,
         master: (!attached).then_some(bridge.index),
-        up: None,
+        ..LinkChange::default()
     };
     let up_last = has_port && (!tap.up || down_first);
     if !tap.up && !has_port {
@@ -400,6 +421,7 @@ pub fn up(a: &Attach) -> Result<Plan, PlanError> {
         mtu: mtu.map(|_| tap.mtu),
         master: change.master.map(|_| tap.master.unwrap_or(0)),
         up: (!steps.is_empty()).then_some(tap.up),
+        ..LinkChange::default()
     };
     if !restore.is_empty() {
         undo.push(Step::Link(restore));
@@ -407,21 +429,99 @@ pub fn up(a: &Attach) -> Result<Plan, PlanError> {
     Ok(Plan { steps, undo })
 }
 
-/// Plan qemu-ifdown: detach from the master (if any) and set down (if up). Nothing to undo: a
-/// failed detach leaves the tap as it was.
-pub fn down(d: &Detach) -> Plan {
+/// The MTU `opts` asks for on `tap`, given what `mtu auto` means (`auto`: the bridge's MTU, or
+/// `None` for a routed tap, which keeps its own). `None`: leave it.
+fn mtu_for(tap: &Link, opts: &PortOptions, auto: Option<u32>) -> Result<Option<u32>, PlanError> {
+    let (mtu, is_auto) = match (opts.mtu, auto) {
+        (Mtu::Auto, Some(bridge)) => (bridge, true),
+        (Mtu::Auto, None) => return Ok(None),
+        (Mtu::Fixed(n), _) => (n, false),
+    };
+    if let Some(max) = tap.max_mtu.filter(|&max| mtu > max) {
+        return Err(PlanError::MtuAboveMax {
+            mtu,
+            max,
+            auto: is_auto,
+        });
+    }
+    Ok((mtu != tap.mtu).then_some(mtu))
+}
+
+/// Plan qemu-ifup for a routed tap: host-side MAC, MTU (only a fixed one), proxy ARP, up, in one
+/// message; then a route to each destination not routed to it yet. Root may have left it on a
+/// bridge: it is detached (privileged mode refuses that case earlier). The undo removes the
+/// routes added and puts the tap back.
+pub fn routed(r: &Routed) -> Result<Plan, PlanError> {
+    let (tap, opts) = (&r.tap.link, &r.options);
+    let address = match opts.tap_mac {
+        TapMac::Fe => tap.address.as_deref().and_then(host_side_mac),
+        TapMac::Keep => None,
+    };
+    let mtu = mtu_for(tap, opts, None)?;
+    let proxy_arp = opts.proxy_arp.filter(|&want| tap.proxy_arp != Some(want));
+    let change = LinkChange {
+        address,
+        mtu,
+        up: (!tap.up).then_some(true),
+        master: tap.master.map(|_| 0),
+        proxy_arp,
+    };
+    let routes: Vec<RouteSpec> = r
+        .prefixes
+        .iter()
+        .filter(|p| !r.present.contains(p))
+        .map(|p| RouteSpec {
+            dst: p.addr,
+            dst_len: p.len,
+            oif: tap.index,
+            protocol: ROUTE_PROTOCOL,
+        })
+        .collect();
+    let mut steps = Vec::new();
+    if !change.is_empty() {
+        steps.push(Step::Link(change.clone()));
+    }
+    steps.extend(routes.iter().copied().map(Step::AddRoute));
+    let mut undo: Vec<Step> = routes.iter().rev().copied().map(Step::DelRoute).collect();
+    let restore = LinkChange {
+        address: address.and(tap.address.as_deref().and_then(|a| a.try_into().ok())),
+        mtu: mtu.map(|_| tap.mtu),
+        up: change.up.map(|_| tap.up),
+        master: change.master.map(|_| tap.master.unwrap_or(0)),
+        proxy_arp: proxy_arp.map(|_| tap.proxy_arp.unwrap_or(false)),
+    };
+    if !restore.is_empty() {
+        undo.push(Step::Link(restore));
+    }
+    Ok(Plan { steps, undo })
+}
+
+/// Plan qemu-ifdown: remove the routes the helper added to the tap (`routes`: those through it
+/// with [`ROUTE_PROTOCOL`]), detach it from its master (if any) and set it down (if up). Nothing to
+/// undo: a failed step leaves the tap on its way down.
+pub fn down(d: &Detach, routes: &[Route]) -> Plan {
     let tap = &d.tap.link;
+    let mut steps: Vec<Step> = routes
+        .iter()
+        .map(|r| {
+            Step::DelRoute(RouteSpec {
+                dst: r.dst,
+                dst_len: r.dst_len,
+                oif: tap.index,
+                protocol: ROUTE_PROTOCOL,
+            })
+        })
+        .collect();
     let change = LinkChange {
         master: tap.master.map(|_| 0),
         up: tap.up.then_some(false),
         ..LinkChange::default()
     };
+    if !change.is_empty() {
+        steps.push(Step::Link(change));
+    }
     Plan {
-        steps: if change.is_empty() {
-            vec![]
-        } else {
-            vec![Step::Link(change)]
-        },
+        steps,
         undo: vec![],
     }
 }
@@ -453,6 +553,7 @@ mod tests {
             }),
             bridge: None,
             port: None,
+            proxy_arp: Some(false),
         }
     }
 
@@ -474,6 +575,7 @@ mod tests {
                 ..BridgeInfo::default()
             }),
             port: None,
+            proxy_arp: None,
         }
     }
 
@@ -533,7 +635,8 @@ mod tests {
                 address: Some([0xfe, 0x54, 0, 1, 2, 3]),
                 mtu: Some(1400),
                 up: Some(true),
-                master: Some(2)
+                master: Some(2),
+                proxy_arp: None,
             })]
         );
         // The undo puts back what was there: detached, old MTU and address, down.
@@ -543,7 +646,8 @@ mod tests {
                 address: Some([0x52, 0x54, 0, 1, 2, 3]),
                 mtu: Some(1500),
                 up: Some(false),
-                master: Some(0)
+                master: Some(0),
+                proxy_arp: None,
             })]
         );
     }
@@ -908,6 +1012,7 @@ mod tests {
             learning: Some(false),
             flood: Some(true),
             tap_mac: TapMac::Fe,
+            proxy_arp: None,
         };
         let lines = plan(tap(), vlan_bridge(1), opts).describe("br0");
         assert_eq!(
@@ -936,9 +1041,9 @@ mod tests {
             },
             master: None,
         };
-        assert!(down(&d(tap())).is_empty());
+        assert!(down(&d(tap()), &[]).is_empty());
         let b = bridge(1500, false);
-        let p = down(&d(on_bridge(tap(), &b)));
+        let p = down(&d(on_bridge(tap(), &b)), &[]);
         assert_eq!(
             p.steps,
             [link(LinkChange {

@@ -147,12 +147,25 @@ fn report(action: Action, start: Option<Start>, result: Result<Outcome, Error>) 
     });
     match result {
         Ok(outcome) => {
+            let mut warnings = Vec::new();
             if let Some(bridge) = &outcome.bridge {
-                for w in warn::bridge_warnings(bridge, warn::Host::read(bridge)) {
-                    let w = one_line(&format!("bridge {}: {w}", bridge.name));
-                    stderr_line(&format!("{prog}: warning: {w}\n"));
-                    syslog.send(Level::Warning, false, &format!("warning: {w}"));
-                }
+                warnings.extend(
+                    warn::bridge_warnings(bridge, warn::Host::read(bridge))
+                        .into_iter()
+                        .map(|w| format!("bridge {}: {w}", bridge.name)),
+                );
+            }
+            if let Some(f) = outcome.routed {
+                warnings.extend(warn::forwarding_warnings(
+                    f.ipv4,
+                    f.ipv6,
+                    warn::read_forwarding(),
+                ));
+            }
+            for w in warnings {
+                let w = one_line(&w);
+                stderr_line(&format!("{prog}: warning: {w}\n"));
+                syslog.send(Level::Warning, false, &format!("warning: {w}"));
             }
             for line in &outcome.changes {
                 syslog.send(Level::Info, false, &one_line(line));

@@ -125,6 +125,38 @@ pub fn bridge_warnings(bridge: &Link, host: Host) -> Vec<String> {
     out
 }
 
+/// `net.ipv4.ip_forward` and `net.ipv6.conf.all.forwarding` of the calling thread's network
+/// namespace (`None` when unreadable).
+pub fn read_forwarding() -> (Option<bool>, Option<bool>) {
+    (
+        read_sysctl_flag(Path::new("/proc/sys/net/ipv4/ip_forward")),
+        read_sysctl_flag(Path::new("/proc/sys/net/ipv6/conf/all/forwarding")),
+    )
+}
+
+/// Warnings for a routed tap whose destinations are IPv4 (`ipv4`) and/or IPv6 (`ipv6`), when the
+/// host does not forward that family (`forwarding`: the sysctls, `Some(false)` = off): its
+/// guest then reaches the host but nothing beyond.
+pub fn forwarding_warnings(
+    ipv4: bool,
+    ipv6: bool,
+    forwarding: (Option<bool>, Option<bool>),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (used, on, sysctl) in [
+        (ipv4, forwarding.0, "net.ipv4.ip_forward"),
+        (ipv6, forwarding.1, "net.ipv6.conf.all.forwarding"),
+    ] {
+        if used && on == Some(false) {
+            out.push(format!(
+                "{sysctl} is 0, so the host does not route the guest's traffic beyond itself: run \
+                 `sysctl -w {sysctl}=1`, and put `{sysctl} = 1` in /etc/sysctl.d/ to keep it"
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -145,6 +177,7 @@ mod tests {
             tun: None,
             bridge: Some(info),
             port: None,
+            proxy_arp: None,
         }
     }
 
@@ -244,6 +277,20 @@ mod tests {
         assert!(!w[0].contains("DHCP"), "{w:?}");
         assert!(!w[0].contains("forward_delay 200"), "{w:?}");
         assert!(w[0].contains("stp_state 0"), "{w:?}");
+    }
+
+    #[test]
+    fn forwarding_off_warns_for_the_families_in_use() {
+        let off = (Some(false), Some(false));
+        assert_eq!(forwarding_warnings(true, false, off).len(), 1);
+        assert!(
+            forwarding_warnings(true, false, off)[0].contains("sysctl -w net.ipv4.ip_forward=1")
+        );
+        assert_eq!(forwarding_warnings(true, true, off).len(), 2);
+        assert!(forwarding_warnings(false, true, off)[0].contains("net.ipv6.conf.all.forwarding"));
+        assert!(forwarding_warnings(true, true, (Some(true), Some(true))).is_empty());
+        // Unreadable: no warning.
+        assert!(forwarding_warnings(true, true, (None, None)).is_empty());
     }
 
     #[test]

@@ -53,6 +53,39 @@ pub mod ifla {
     pub const INFO_SLAVE_DATA: u16 = 5;
 }
 
+/// `<linux/if_link.h>` `IFLA_INET_*` (in `IFLA_AF_SPEC`, under `AF_INET`) and `<linux/ip.h>`
+/// `IPV4_DEVCONF_*`: the 1-based setting numbers, which are the attribute types in
+/// `IFLA_INET_CONF` (and, minus one, the indexes of the `u32` array the kernel reports).
+pub mod inet {
+    pub const AF_INET: u16 = 2;
+    pub const IFLA_INET_CONF: u16 = 1;
+    pub const DEVCONF_PROXY_ARP: u16 = 3;
+}
+
+/// `<linux/rtnetlink.h>`: route messages.
+pub mod rt {
+    pub const TABLE_MAIN: u8 = 254;
+    pub const RTN_UNICAST: u8 = 1;
+    pub const SCOPE_UNIVERSE: u8 = 0;
+    pub const SCOPE_LINK: u8 = 253;
+    pub const RTA_DST: u16 = 1;
+    pub const RTA_OIF: u16 = 4;
+    pub const RTA_PRIORITY: u16 = 6;
+    pub const RTA_MULTIPATH: u16 = 9;
+    pub const RTA_TABLE: u16 = 15;
+}
+
+/// `<linux/if_addr.h>`: `IFA_LOCAL`, `IFA_ADDRESS`, and `IFA_F_NODAD`.
+pub mod ifa {
+    pub const ADDRESS: u16 = 1;
+    pub const LOCAL: u16 = 2;
+    pub const F_NODAD: u8 = 0x02;
+}
+
+/// `AF_INET`, `AF_INET6`.
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+
 /// `<linux/if_link.h>` `IFLA_TUN_*`: in `IFLA_INFO_DATA` of a link of kind `tun`; and the tun
 /// type values of `<linux/if_tun.h>`.
 pub mod tun {

@@ -12,6 +12,9 @@ pub enum Op {
     SetBridgePort,
     GetVlans,
     GetRoute,
+    SetRoute,
+    NewLink,
+    NewAddress,
 }
 
 impl fmt::Display for Op {
@@ -23,6 +26,9 @@ impl fmt::Display for Op {
             Op::SetBridgePort => "setting bridge-port options",
             Op::GetVlans => "reading the port's VLANs",
             Op::GetRoute => "reading the routing table",
+            Op::SetRoute => "changing a route",
+            Op::NewLink => "creating a link",
+            Op::NewAddress => "adding an address",
         })
     }
 }

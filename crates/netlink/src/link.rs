@@ -3,9 +3,9 @@
 
 use neli::consts::rtnl::Rtm;
 
-use crate::consts::{self, br, bridge, brport, ifla, tun, AF_BRIDGE};
+use crate::consts::{self, br, bridge, brport, ifla, inet, tun, AF_BRIDGE};
 use crate::error::{NetlinkError, Op};
-use crate::socket::{ifinfomsg, Socket, IFINFOMSG_LEN, NLM_F_DUMP};
+use crate::socket::{ifinfomsg, Socket, IFINFOMSG_LEN, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use crate::wire::{self, attrs, c_string, flag_of, nest, push_attr, u16_of, u32_of};
 
 use crate::consts::ifla::{
@@ -39,6 +39,8 @@ pub struct Link {
     pub bridge: Option<BridgeInfo>,
     /// For a port of a bridge: its flags (`IFLA_INFO_SLAVE_DATA`).
     pub port: Option<PortFlags>,
+    /// The IPv4 `proxy_arp` setting of the link (`IFLA_AF_SPEC`), when the kernel reports it.
+    pub proxy_arp: Option<bool>,
 }
 
 /// `IFLA_TUN_*` of a tun/tap link.
@@ -130,6 +132,8 @@ pub struct LinkChange {
     pub up: Option<bool>,
     /// `Some(0)` detaches from the current master.
     pub master: Option<u32>,
+    /// The IPv4 `proxy_arp` setting (`IFLA_AF_SPEC` / `AF_INET` / `IFLA_INET_CONF`).
+    pub proxy_arp: Option<bool>,
 }
 
 impl LinkChange {
@@ -232,8 +236,71 @@ impl Socket {
         if let Some(master) = change.master {
             push_attr(&mut body, IFLA_MASTER, &master.to_ne_bytes());
         }
+        if let Some(on) = change.proxy_arp {
+            let conf = nest(&[(
+                inet::DEVCONF_PROXY_ARP,
+                u32::from(on).to_ne_bytes().to_vec(),
+            )]);
+            let af = nest(&[(inet::IFLA_INET_CONF | consts::nl::NLA_F_NESTED, conf)]);
+            let spec = nest(&[(inet::AF_INET | consts::nl::NLA_F_NESTED, af)]);
+            push_attr(&mut body, IFLA_AF_SPEC | consts::nl::NLA_F_NESTED, &spec);
+        }
         self.request(Op::SetLink, Rtm::Setlink.into(), 0, &body)
             .map(drop)
+    }
+
+    /// `RTM_NEWLINK` (`NLM_F_CREATE | NLM_F_EXCL`) of a bridge: STP off, forward delay 0, the
+    /// MAC `mac` set explicitly, down. `EEXIST` when a link of that name exists.
+    pub fn new_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        let mut body = ifinfomsg(0, 0, 0, 0);
+        let mut z = name.as_bytes().to_vec();
+        z.push(0);
+        push_attr(&mut body, IFLA_IFNAME, &z);
+        push_attr(&mut body, IFLA_ADDRESS, &mac);
+        let data = nest(&[
+            (br::STP_STATE, 0u32.to_ne_bytes().to_vec()),
+            (br::FORWARD_DELAY, 0u32.to_ne_bytes().to_vec()),
+        ]);
+        let info = nest(&[
+            (ifla::INFO_KIND, b"bridge".to_vec()),
+            (ifla::INFO_DATA | consts::nl::NLA_F_NESTED, data),
+        ]);
+        push_attr(&mut body, IFLA_LINKINFO | consts::nl::NLA_F_NESTED, &info);
+        self.request(
+            Op::NewLink,
+            Rtm::Newlink.into(),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &body,
+        )
+        .map(drop)
+    }
+
+    /// `RTM_NEWADDR` (`NLM_F_CREATE | NLM_F_EXCL`) of `addr/len` on link `index`; an IPv6
+    /// address skips duplicate address detection (usable at once). `EEXIST` when it is there.
+    pub fn add_address(
+        &mut self,
+        index: u32,
+        addr: std::net::IpAddr,
+        len: u8,
+    ) -> Result<(), NetlinkError> {
+        let (family, bytes, flags) = match addr {
+            std::net::IpAddr::V4(a) => (consts::AF_INET, a.octets().to_vec(), 0),
+            std::net::IpAddr::V6(a) => {
+                (consts::AF_INET6, a.octets().to_vec(), consts::ifa::F_NODAD)
+            }
+        };
+        // struct ifaddrmsg: family, prefix length, flags, scope, index.
+        let mut body = vec![family, len, flags, 0];
+        body.extend_from_slice(&index.to_ne_bytes());
+        push_attr(&mut body, consts::ifa::LOCAL, &bytes);
+        push_attr(&mut body, consts::ifa::ADDRESS, &bytes);
+        self.request(
+            Op::NewAddress,
+            Rtm::Newaddr.into(),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &body,
+        )
+        .map(drop)
     }
 
     /// Bridge-port flags and VLANs of port `index`: VLAN removals in one `AF_BRIDGE`
@@ -368,6 +435,7 @@ pub fn parse_link(payload: &[u8]) -> Result<Link, NetlinkError> {
         tun: None,
         bridge: None,
         port: None,
+        proxy_arp: None,
     };
     let (mut info_data, mut slave_kind, mut slave_data) = (None, None, None);
     for (ty, p) in attrs(&payload[IFINFOMSG_LEN..]) {
@@ -377,6 +445,7 @@ pub fn parse_link(payload: &[u8]) -> Result<Link, NetlinkError> {
             ifla::MAX_MTU => link.max_mtu = u32_of(p),
             IFLA_MASTER => link.master = u32_of(p).filter(|&m| m != 0),
             IFLA_ADDRESS => link.address = Some(p.to_vec()),
+            IFLA_AF_SPEC => link.proxy_arp = parse_proxy_arp(p),
             IFLA_LINKINFO => {
                 for (ity, ip) in attrs(p) {
                     match ity {
@@ -404,6 +473,15 @@ pub fn parse_link(payload: &[u8]) -> Result<Link, NetlinkError> {
         return Err(NetlinkError::malformed(op, "link without a name"));
     }
     Ok(link)
+}
+
+/// `proxy_arp` from a link's `IFLA_AF_SPEC`: `AF_INET` / `IFLA_INET_CONF`, an array of `u32`
+/// indexed by setting number - 1.
+fn parse_proxy_arp(af_spec: &[u8]) -> Option<bool> {
+    let inet = wire::attr(af_spec, inet::AF_INET)?;
+    let conf = wire::attr(inet, inet::IFLA_INET_CONF)?;
+    let at = usize::from(inet::DEVCONF_PROXY_ARP - 1) * 4;
+    u32_of(conf.get(at..)?).map(|v| v != 0)
 }
 
 fn parse_tun(data: &[u8]) -> TunInfo {

@@ -1,22 +1,15 @@
-//! Routes: the devices of the default routes of the main table.
+//! Routes of the main table: the default routes' devices, the routes to a destination, and
+//! adding and removing the routes of a routed tap.
+
+use std::net::IpAddr;
 
 use neli::consts::rtnl::Rtm;
 
+use crate::consts::{rt, AF_INET, AF_INET6};
 use crate::error::{NetlinkError, Op};
-use crate::socket::{Socket, NLM_F_DUMP};
-use crate::wire::{attrs, u32_of};
+use crate::socket::{Socket, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use crate::wire::{attrs, push_attr, u32_of};
 
-/// `AF_INET`, `AF_INET6`.
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-/// `RT_TABLE_MAIN`, `RTN_UNICAST` and the `RTA_*` attributes read here, from
-/// `<linux/rtnetlink.h>`.
-const RT_TABLE_MAIN: u32 = 254;
-const RTN_UNICAST: u8 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_PRIORITY: u16 = 6;
-const RTA_MULTIPATH: u16 = 9;
-const RTA_TABLE: u16 = 15;
 /// The size of `struct rtmsg`, and of `struct rtnexthop` (`RTNH_LENGTH(0)`).
 const RTMSG_LEN: usize = 12;
 const RTNH_LEN: usize = 8;
@@ -32,61 +25,194 @@ pub struct DefaultRoute {
     pub devices: Vec<u32>,
 }
 
+/// A route of the main table, as far as the helper looks at one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dst: IpAddr,
+    pub dst_len: u8,
+    /// `rtm_type` (`RTN_UNICAST` = 1, blackhole, unreachable, ...).
+    pub kind: u8,
+    /// `rtm_protocol`: who added it.
+    pub protocol: u8,
+    /// `RTA_PRIORITY`, the metric (0 when absent).
+    pub metric: u32,
+    /// The output devices: `RTA_OIF`, or each next hop's.
+    pub devices: Vec<u32>,
+}
+
+/// A route to add or remove: `dst/dst_len` to device `oif`, main table, unicast, added by
+/// `protocol` (scope link for IPv4; IPv6 routes have no scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub dst: IpAddr,
+    pub dst_len: u8,
+    pub oif: u32,
+    pub protocol: u8,
+}
+
+fn family(addr: &IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => AF_INET,
+        IpAddr::V6(_) => AF_INET6,
+    }
+}
+
+fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// `struct rtmsg`: family, destination length, table, protocol, scope, type; the rest zero.
+fn rtmsg(family: u8, dst_len: u8, protocol: u8, scope: u8, kind: u8) -> Vec<u8> {
+    let mut b = vec![0u8; RTMSG_LEN];
+    b[0] = family;
+    b[1] = dst_len;
+    b[4] = rt::TABLE_MAIN;
+    b[5] = protocol;
+    b[6] = scope;
+    b[7] = kind;
+    b
+}
+
 impl Socket {
     /// The unicast default routes of the main table with their devices: the IPv4 ones, then the
     /// IPv6 ones, each family in the kernel's order (lowest metric first).
     pub fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError> {
         let mut out = Vec::new();
         for family in [AF_INET, AF_INET6] {
-            // With strict checking the kernel filters the dump to the main table itself.
-            let mut body = rtmsg(family, 0, RT_TABLE_MAIN as u8);
-            crate::wire::push_attr(&mut body, RTA_TABLE, &RT_TABLE_MAIN.to_ne_bytes());
-            let replies = match self.request(Op::GetRoute, Rtm::Getroute.into(), NLM_F_DUMP, &body)
-            {
-                Ok(r) => r,
-                // Strict dumps of a table that does not exist (no route at all) end in ENOENT.
-                Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => continue,
-                Err(e) => return Err(e),
-            };
-            out.extend(replies.iter().filter_map(|p| parse_default(p, family)));
+            for r in self.routes(family, None, None)? {
+                if r.dst_len == 0 && r.kind == rt::RTN_UNICAST && !r.devices.is_empty() {
+                    out.push(DefaultRoute {
+                        ipv6: family == AF_INET6,
+                        metric: r.metric,
+                        devices: r.devices,
+                    });
+                }
+            }
         }
         Ok(out)
     }
+
+    /// The routes of the main table of `family` (`AF_INET`/`AF_INET6`), filtered by the kernel
+    /// to output device `oif` and to `protocol` when given (strict dump filtering).
+    pub fn routes(
+        &mut self,
+        family: u8,
+        oif: Option<u32>,
+        protocol: Option<u8>,
+    ) -> Result<Vec<Route>, NetlinkError> {
+        let mut body = rtmsg(family, 0, protocol.unwrap_or(0), 0, 0);
+        push_attr(
+            &mut body,
+            rt::RTA_TABLE,
+            &u32::from(rt::TABLE_MAIN).to_ne_bytes(),
+        );
+        if let Some(oif) = oif {
+            push_attr(&mut body, rt::RTA_OIF, &oif.to_ne_bytes());
+        }
+        let replies = match self.request(Op::GetRoute, Rtm::Getroute.into(), NLM_F_DUMP, &body) {
+            Ok(r) => r,
+            // Strict dumps of a table that does not exist (no route at all) end in ENOENT.
+            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(replies
+            .iter()
+            .filter_map(|p| parse_route(p, family))
+            // Kernels without strict checking ignore the filters: apply them here too.
+            .filter(|r| oif.map_or(true, |d| r.devices.contains(&d)))
+            .filter(|r| protocol.map_or(true, |p| p == r.protocol))
+            .collect())
+    }
+
+    /// The routes of the main table to exactly `dst/dst_len`.
+    pub fn routes_to(&mut self, dst: IpAddr, dst_len: u8) -> Result<Vec<Route>, NetlinkError> {
+        Ok(self
+            .routes(family(&dst), None, None)?
+            .into_iter()
+            .filter(|r| r.dst == dst && r.dst_len == dst_len)
+            .collect())
+    }
+
+    /// `RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_EXCL`: `EEXIST` if that route exists.
+    pub fn add_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError> {
+        let body = route_msg(spec);
+        self.request(
+            Op::SetRoute,
+            Rtm::Newroute.into(),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &body,
+        )
+        .map(drop)
+    }
+
+    /// `RTM_DELROUTE` of exactly that route (destination, device, protocol).
+    pub fn del_route(&mut self, spec: &RouteSpec) -> Result<(), NetlinkError> {
+        let body = route_msg(spec);
+        self.request(Op::SetRoute, Rtm::Delroute.into(), 0, &body)
+            .map(drop)
+    }
 }
 
-/// `struct rtmsg`: family, destination length, table; the rest zero (any).
-fn rtmsg(family: u8, dst_len: u8, table: u8) -> Vec<u8> {
-    let mut b = vec![0u8; RTMSG_LEN];
-    b[0] = family;
-    b[1] = dst_len;
-    b[4] = table;
-    b
+fn route_msg(spec: &RouteSpec) -> Vec<u8> {
+    let fam = family(&spec.dst);
+    let scope = if fam == AF_INET {
+        rt::SCOPE_LINK
+    } else {
+        rt::SCOPE_UNIVERSE
+    };
+    let mut body = rtmsg(fam, spec.dst_len, spec.protocol, scope, rt::RTN_UNICAST);
+    push_attr(&mut body, rt::RTA_DST, &addr_bytes(&spec.dst));
+    push_attr(&mut body, rt::RTA_OIF, &spec.oif.to_ne_bytes());
+    body
 }
 
-/// The route in `payload` if it is a unicast default route of the main table with a device.
-fn parse_default(payload: &[u8], family: u8) -> Option<DefaultRoute> {
+/// A route of the main table of `family` from an `RTM_NEWROUTE` payload.
+fn parse_route(payload: &[u8], family: u8) -> Option<Route> {
     let head = payload.get(..RTMSG_LEN)?;
-    let (fam, dst_len, table, ty) = (head[0], head[1], head[4], head[7]);
-    if fam != family || dst_len != 0 || ty != RTN_UNICAST {
+    let (fam, dst_len, table, protocol, kind) = (head[0], head[1], head[4], head[5], head[7]);
+    if fam != family {
         return None;
     }
     let mut table = u32::from(table);
-    let mut metric = 0;
     let mut devices = Vec::new();
+    let mut dst = None;
+    let mut metric = 0;
     for (ty, p) in attrs(&payload[RTMSG_LEN..]) {
         match ty {
-            RTA_TABLE => table = u32_of(p).unwrap_or(table),
-            RTA_OIF => devices.extend(u32_of(p)),
-            RTA_MULTIPATH => devices.extend(nexthop_devices(p)),
-            RTA_PRIORITY => metric = u32_of(p).unwrap_or(0),
+            rt::RTA_TABLE => table = u32_of(p).unwrap_or(table),
+            rt::RTA_PRIORITY => metric = u32_of(p).unwrap_or(0),
+            rt::RTA_OIF => devices.extend(u32_of(p)),
+            rt::RTA_MULTIPATH => devices.extend(nexthop_devices(p)),
+            rt::RTA_DST => dst = ip_of(p),
             _ => {}
         }
     }
-    (table == RT_TABLE_MAIN && !devices.is_empty()).then_some(DefaultRoute {
-        ipv6: family == AF_INET6,
+    let dst = match (dst, dst_len) {
+        (Some(d), _) => d,
+        // A default route has no RTA_DST.
+        (None, 0) if family == AF_INET => IpAddr::from([0u8; 4]),
+        (None, 0) => IpAddr::from([0u8; 16]),
+        (None, _) => return None,
+    };
+    (table == u32::from(rt::TABLE_MAIN)).then_some(Route {
+        dst,
+        dst_len,
+        kind,
+        protocol,
         metric,
         devices,
     })
+}
+
+fn ip_of(p: &[u8]) -> Option<IpAddr> {
+    match p.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(p).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(p).ok()?)),
+        _ => None,
+    }
 }
 
 /// The `rtnh_ifindex` of each `struct rtnexthop` in an `RTA_MULTIPATH` payload.
@@ -109,11 +235,9 @@ fn nexthop_devices(mut p: &[u8]) -> Vec<u32> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::wire::push_attr;
 
     fn route(family: u8, dst_len: u8, ty: u8, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
-        let mut b = rtmsg(family, dst_len, RT_TABLE_MAIN as u8);
-        b[7] = ty;
+        let mut b = rtmsg(family, dst_len, 4, 0, ty);
         for (t, p) in attrs {
             push_attr(&mut b, *t, p);
         }
@@ -128,55 +252,97 @@ mod tests {
     }
 
     #[test]
-    fn single_and_multipath_defaults() {
+    fn single_and_multipath_routes() {
         let r = route(
             AF_INET,
             0,
-            RTN_UNICAST,
+            rt::RTN_UNICAST,
             &[
-                (RTA_OIF, 5u32.to_ne_bytes().to_vec()),
-                (RTA_PRIORITY, 100u32.to_ne_bytes().to_vec()),
+                (rt::RTA_OIF, 5u32.to_ne_bytes().to_vec()),
+                (rt::RTA_PRIORITY, 100u32.to_ne_bytes().to_vec()),
             ],
         );
+        let r = parse_route(&r, AF_INET).unwrap();
         assert_eq!(
-            parse_default(&r, AF_INET),
-            Some(DefaultRoute {
-                ipv6: false,
-                metric: 100,
-                devices: vec![5]
-            })
+            (r.dst, r.dst_len, r.devices.clone()),
+            (IpAddr::from([0, 0, 0, 0]), 0, vec![5])
         );
+        assert_eq!(r.metric, 100);
         let mp = [nexthop(7), nexthop(3)].concat();
-        let r = route(AF_INET, 0, RTN_UNICAST, &[(RTA_MULTIPATH, mp)]);
-        assert_eq!(parse_default(&r, AF_INET).unwrap().devices, [7, 3]);
+        let r = route(AF_INET, 0, rt::RTN_UNICAST, &[(rt::RTA_MULTIPATH, mp)]);
+        assert_eq!(parse_route(&r, AF_INET).unwrap().devices, [7, 3]);
+        let r = route(
+            AF_INET6,
+            128,
+            rt::RTN_UNICAST,
+            &[
+                (
+                    rt::RTA_DST,
+                    vec![0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10],
+                ),
+                (rt::RTA_OIF, 9u32.to_ne_bytes().to_vec()),
+            ],
+        );
+        let r = parse_route(&r, AF_INET6).unwrap();
+        assert_eq!(r.dst.to_string(), "2001:db8::10");
+        assert_eq!((r.dst_len, r.protocol), (128, 4));
     }
 
     #[test]
-    fn not_default_routes() {
-        let oif = [(RTA_OIF, 5u32.to_ne_bytes().to_vec())];
-        // A prefix, a blackhole (type 6), another family, another table, no device.
-        assert_eq!(
-            parse_default(&route(AF_INET, 24, RTN_UNICAST, &oif), AF_INET),
-            None
-        );
-        assert_eq!(parse_default(&route(AF_INET, 0, 6, &oif), AF_INET), None);
-        assert_eq!(
-            parse_default(&route(AF_INET6, 0, RTN_UNICAST, &oif), AF_INET),
-            None
-        );
+    fn malformed_and_other_routes() {
+        let oif = [(rt::RTA_OIF, 5u32.to_ne_bytes().to_vec())];
+        // Another family, another table, a prefix without a destination, a short message.
+        assert_eq!(parse_route(&route(AF_INET6, 0, 1, &oif), AF_INET), None);
         let mut other = oif.to_vec();
-        other.push((RTA_TABLE, 100u32.to_ne_bytes().to_vec()));
-        assert_eq!(
-            parse_default(&route(AF_INET, 0, RTN_UNICAST, &other), AF_INET),
-            None
-        );
-        assert_eq!(
-            parse_default(&route(AF_INET, 0, RTN_UNICAST, &[]), AF_INET),
-            None
-        );
-        // Malformed next hops end the list.
+        other.push((rt::RTA_TABLE, 100u32.to_ne_bytes().to_vec()));
+        assert_eq!(parse_route(&route(AF_INET, 0, 1, &other), AF_INET), None);
+        assert_eq!(parse_route(&route(AF_INET, 24, 1, &oif), AF_INET), None);
+        assert_eq!(parse_route(&[0; 5], AF_INET), None);
+        // A destination of the wrong size is no destination.
+        let bad = [(rt::RTA_DST, vec![1, 2, 3])];
+        assert_eq!(parse_route(&route(AF_INET, 24, 1, &bad), AF_INET), None);
         assert!(nexthop_devices(&[1, 0, 0, 0, 0, 0, 0, 0]).is_empty());
         assert!(nexthop_devices(&[200, 0, 0, 0, 5, 0, 0, 0]).is_empty());
-        assert_eq!(parse_default(&[0; 5], AF_INET), None);
+    }
+
+    #[test]
+    fn route_messages() {
+        let spec = RouteSpec {
+            dst: "192.0.2.10".parse().unwrap(),
+            dst_len: 32,
+            oif: 4,
+            protocol: 112,
+        };
+        let b = route_msg(&spec);
+        assert_eq!(
+            &b[..8],
+            &[AF_INET, 32, 0, 0, rt::TABLE_MAIN, 112, rt::SCOPE_LINK, 1]
+        );
+        let a: Vec<_> = attrs(&b[RTMSG_LEN..]).collect();
+        assert_eq!(
+            a,
+            [
+                (rt::RTA_DST, &[192, 0, 2, 10][..]),
+                (rt::RTA_OIF, &4u32.to_ne_bytes()[..])
+            ]
+        );
+        let v6 = route_msg(&RouteSpec {
+            dst: "2001:db8::".parse().unwrap(),
+            dst_len: 64,
+            ..spec
+        });
+        assert_eq!(
+            &v6[..8],
+            &[
+                AF_INET6,
+                64,
+                0,
+                0,
+                rt::TABLE_MAIN,
+                112,
+                rt::SCOPE_UNIVERSE,
+                1
+            ]
+        );
     }
 }

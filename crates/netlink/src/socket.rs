@@ -14,6 +14,9 @@ use crate::wire::{self, Reply};
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 pub(crate) const NLM_F_DUMP: u16 = 0x300;
+/// `NLM_F_CREATE` and `NLM_F_EXCL`, for requests that create an object.
+pub(crate) const NLM_F_CREATE: u16 = 0x400;
+pub(crate) const NLM_F_EXCL: u16 = 0x200;
 
 /// Large enough for any single reply we ask for (one link without statistics, or one dump
 /// datagram, which the kernel sizes to at most 32 KiB).

@@ -48,6 +48,7 @@ fn a_tap_bridge_port() {
         (Some(1000), Some(27), true)
     );
     assert_eq!(l.max_mtu, Some(65521));
+    assert_eq!(l.proxy_arp, Some(false));
     assert_eq!(l.address.as_ref().map(Vec::len), Some(6));
     assert!(l.master.is_some());
     assert_eq!(

@@ -1,9 +1,11 @@
 //! The config file: `bridge NAME [OPTION ...]`, `tap GLOB bridge NAME [OPTION ...]`,
+//! `tap GLOB route LIST [OPTION ...]`, `create-bridge NAME [address LIST] [mac MAC]`,
 //! `include FILE`; `#` starts a comment anywhere on a line.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::addr::{parse_list, Prefix, Use};
 use crate::error::{show_path, LineError, PolicyError};
 use crate::glob::{glob_match, validate_glob};
 use crate::name::IfName;
@@ -35,21 +37,64 @@ pub struct BridgeLine {
     pub at: Location,
 }
 
-/// A `tap GLOB bridge NAME [OPTION ...]` rule. The glob has been validated.
+/// What a rule does with a tap: attach it to a bridge, or route addresses to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Way {
+    Bridge(IfName),
+    /// Host routes (or prefixes) to the tap, in the order given.
+    Route(Vec<Prefix>),
+}
+
+/// A `tap GLOB bridge NAME [OPTION ...]` or `tap GLOB route LIST [OPTION ...]` rule. The glob
+/// has been validated, and the options fit the way (no bridge-port option on a routed tap, no
+/// `proxy-arp` on a bridged one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapRule {
     pub glob: String,
-    pub bridge: IfName,
+    pub way: Way,
     pub options: PortOptions,
     pub at: Location,
 }
 
-/// A parsed config: the `bridge` line, if any, and the tap rules in file order (an included
-/// file's rules stand where its `include` line stands).
+/// A `create-bridge NAME [address LIST] [mac MAC]` line: a bridge the helper may create when a
+/// tap is to join it and it does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeDef {
+    pub name: IfName,
+    /// Addresses of the bridge (the host's on that network), with their prefixes.
+    pub addresses: Vec<Prefix>,
+    /// Its MAC address: given, or derived from its name ([`BridgeDef::mac`]).
+    pub mac: Option<[u8; 6]>,
+    pub at: Location,
+}
+
+impl BridgeDef {
+    /// The bridge's MAC: the one given, else one derived from its name (the same on every host
+    /// and at every creation), locally administered and unicast: `02:` and five bytes of an
+    /// FNV-1a hash of the name.
+    pub fn mac(&self) -> [u8; 6] {
+        if let Some(mac) = self.mac {
+            return mac;
+        }
+        let h = self
+            .name
+            .as_str()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+            .to_be_bytes();
+        [0x02, h[0], h[1], h[2], h[3], h[4]]
+    }
+}
+
+/// A parsed config: the `bridge` line, if any, the tap rules in file order (an included file's
+/// rules stand where its `include` line stands), and the bridges the helper may create.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
     pub bridge: Option<BridgeLine>,
     pub rules: Vec<TapRule>,
+    pub create_bridges: Vec<BridgeDef>,
 }
 
 /// Where a [`Choice`] came from.
@@ -71,10 +116,10 @@ impl fmt::Display for Origin {
     }
 }
 
-/// The bridge (and options) the config chose for a tap.
+/// The bridge or routes (and options) the config chose for a tap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
-    pub bridge: IfName,
+    pub way: Way,
     pub options: PortOptions,
     pub origin: Origin,
 }
@@ -89,52 +134,54 @@ impl Config {
             .iter()
             .find(|rule| glob_match(&rule.glob, tap.as_str()))
         {
-            return Some(Choice {
-                bridge: rule.bridge.clone(),
-                options: rule.options.clone(),
-                origin: Origin::TapRule {
-                    glob: rule.glob.clone(),
-                    at: rule.at.clone(),
-                },
-            });
+            return Some(rule.choice());
         }
-        self.bridge.as_ref().map(|line| Choice {
-            bridge: line.bridge.clone(),
-            options: line.options.clone(),
-            origin: Origin::BridgeLine {
-                at: line.at.clone(),
-            },
-        })
+        self.bridge.as_ref().map(BridgeLine::choice)
+    }
+
+    /// The `create-bridge` line for `bridge`, if any.
+    pub fn bridge_def(&self, bridge: &IfName) -> Option<&BridgeDef> {
+        self.create_bridges.iter().find(|d| d.name == *bridge)
     }
 
     /// For a tap the bridge helper made for `bridge` (QEMU's `-netdev bridge`): the first tap
     /// rule whose bridge is `bridge` and whose glob matches the tap's name, else the `bridge`
     /// line if it names `bridge`. None: the defaults (`mtu auto`, `tap-mac fe`).
     pub fn choose_for_bridge(&self, tap: &IfName, bridge: &IfName) -> Option<Choice> {
-        if let Some(rule) = self
-            .rules
-            .iter()
-            .find(|rule| rule.bridge == *bridge && glob_match(&rule.glob, tap.as_str()))
-        {
-            return Some(Choice {
-                bridge: rule.bridge.clone(),
-                options: rule.options.clone(),
-                origin: Origin::TapRule {
-                    glob: rule.glob.clone(),
-                    at: rule.at.clone(),
-                },
-            });
+        if let Some(rule) = self.rules.iter().find(|rule| {
+            rule.way == Way::Bridge(bridge.clone()) && glob_match(&rule.glob, tap.as_str())
+        }) {
+            return Some(rule.choice());
         }
         self.bridge
             .as_ref()
             .filter(|line| line.bridge == *bridge)
-            .map(|line| Choice {
-                bridge: line.bridge.clone(),
-                options: line.options.clone(),
-                origin: Origin::BridgeLine {
-                    at: line.at.clone(),
-                },
-            })
+            .map(BridgeLine::choice)
+    }
+}
+
+impl TapRule {
+    fn choice(&self) -> Choice {
+        Choice {
+            way: self.way.clone(),
+            options: self.options.clone(),
+            origin: Origin::TapRule {
+                glob: self.glob.clone(),
+                at: self.at.clone(),
+            },
+        }
+    }
+}
+
+impl BridgeLine {
+    fn choice(&self) -> Choice {
+        Choice {
+            way: Way::Bridge(self.bridge.clone()),
+            options: self.options.clone(),
+            origin: Origin::BridgeLine {
+                at: self.at.clone(),
+            },
+        }
     }
 }
 
@@ -203,6 +250,16 @@ impl Parser<'_> {
                 let rule = tap_rule(&tokens, at).map_err(wrap)?;
                 self.config.rules.push(rule);
             }
+            Some("create-bridge") => {
+                let def = create_bridge(&tokens, at).map_err(wrap)?;
+                if let Some(first) = self.config.bridge_def(&def.name) {
+                    return Err(wrap(LineError::SecondCreateBridge {
+                        name: def.name.to_string(),
+                        first: first.at.clone(),
+                    }));
+                }
+                self.config.create_bridges.push(def);
+            }
             Some("include") => {
                 let (target, data) = self.includes.open(at, content, depth + 1, &wrap)?;
                 self.file(&target, &data, depth + 1)?;
@@ -210,7 +267,7 @@ impl Parser<'_> {
             Some(word) => {
                 return Err(wrap(LineError::UnknownKeyword {
                     word: word.to_owned(),
-                    expected: "bridge, tap or include",
+                    expected: "bridge, tap, create-bridge or include",
                 }))
             }
             // content_lines yields no blank lines; nothing to do if it ever did.
@@ -232,6 +289,9 @@ fn bridge_name(tokens: &[&str], index: usize) -> Result<IfName, LineError> {
 fn bridge_line(tokens: &[&str], at: &Location) -> Result<BridgeLine, LineError> {
     let bridge = bridge_name(tokens, 1)?;
     let options = parse_options(tokens.get(2..).unwrap_or_default())?;
+    if options.proxy_arp.is_some() {
+        return Err(LineError::NotForBridge);
+    }
     Ok(BridgeLine {
         bridge,
         options,
@@ -249,8 +309,15 @@ fn tap_rule(tokens: &[&str], at: &Location) -> Result<TapRule, LineError> {
         glob: glob.to_owned(),
         reason,
     })?;
-    match tokens.get(2) {
-        Some(&"bridge") => {}
+    let way = match tokens.get(2) {
+        Some(&"bridge") => Way::Bridge(bridge_name(tokens, 3)?),
+        Some(&"route") => {
+            let list = tokens.get(3).ok_or(LineError::MissingArgument {
+                keyword: "route",
+                what: "a list of addresses or prefixes",
+            })?;
+            Way::Route(parse_list("route", list, Use::Route)?)
+        }
         Some(other) => {
             return Err(LineError::ExpectedBridge {
                 found: (*other).to_owned(),
@@ -259,18 +326,86 @@ fn tap_rule(tokens: &[&str], at: &Location) -> Result<TapRule, LineError> {
         None => {
             return Err(LineError::MissingArgument {
                 keyword: "tap",
-                what: "\"bridge NAME\" after the glob",
+                what: "\"bridge NAME\" or \"route LIST\" after the glob",
             })
         }
-    }
-    let bridge = bridge_name(tokens, 3)?;
+    };
     let options = parse_options(tokens.get(4..).unwrap_or_default())?;
+    match &way {
+        Way::Bridge(_) if options.proxy_arp.is_some() => return Err(LineError::NotForBridge),
+        Way::Route(_) => {
+            if let Some(option) = options.first_bridge_port_option() {
+                return Err(LineError::NotForRoute { option });
+            }
+        }
+        Way::Bridge(_) => {}
+    }
     Ok(TapRule {
         glob: glob.to_owned(),
-        bridge,
+        way,
         options,
         at: at.clone(),
     })
+}
+
+/// `create-bridge NAME [address LIST] [mac MAC]`
+fn create_bridge(tokens: &[&str], at: &Location) -> Result<BridgeDef, LineError> {
+    let name = tokens.get(1).ok_or(LineError::MissingArgument {
+        keyword: "create-bridge",
+        what: "a bridge name",
+    })?;
+    let name = IfName::parse(name).map_err(LineError::BadName)?;
+    let (mut addresses, mut mac) = (None, None);
+    let mut rest = tokens.get(2..).unwrap_or_default().iter();
+    while let Some(&word) = rest.next() {
+        let (option, expected) = match word {
+            "address" => ("address", "addresses with a prefix, such as 10.10.0.1/24"),
+            "mac" => ("mac", "a unicast MAC address, such as 02:00:00:00:00:01"),
+            other => {
+                return Err(LineError::UnknownOption {
+                    option: other.to_owned(),
+                })
+            }
+        };
+        let value = *rest
+            .next()
+            .ok_or(LineError::MissingValue { option, expected })?;
+        if option == "address" {
+            if addresses.is_some() {
+                return Err(LineError::DuplicateOption { option });
+            }
+            addresses = Some(parse_list("address", value, Use::Interface)?);
+        } else {
+            if mac.is_some() {
+                return Err(LineError::DuplicateOption { option });
+            }
+            mac = Some(parse_mac(value).ok_or_else(|| LineError::BadValue {
+                option,
+                value: value.to_owned(),
+                expected,
+            })?);
+        }
+    }
+    Ok(BridgeDef {
+        name,
+        addresses: addresses.unwrap_or_default(),
+        mac,
+        at: at.clone(),
+    })
+}
+
+/// Six hex pairs separated by `:`, unicast (the low bit of the first byte clear), not all zero.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    (parts.next().is_none() && mac[0] & 1 == 0 && mac != [0; 6]).then_some(mac)
 }
 
 #[cfg(test)]
@@ -368,7 +503,7 @@ mod tests {
         assert_eq!(c.rules[1].options.isolated, Some(true));
 
         let lab = c.choose(&name("vm-lab-7")).unwrap();
-        assert_eq!(lab.bridge, name("br-lab"));
+        assert_eq!(lab.way, Way::Bridge(name("br-lab")));
         assert_eq!(
             lab.origin,
             Origin::TapRule {
@@ -381,10 +516,10 @@ mod tests {
             "tap rule \"vm-lab-*\" at /etc/qemu-ifup-rs.conf:2"
         );
         let dmz = c.choose(&name("vm-dmz-1")).unwrap();
-        assert_eq!(dmz.bridge, name("br0"));
+        assert_eq!(dmz.way, Way::Bridge(name("br0")));
         assert!(dmz.options.uses_bridge_port_options());
         let other = c.choose(&name("tap0")).unwrap();
-        assert_eq!(other.bridge, name("br0"));
+        assert_eq!(other.way, Way::Bridge(name("br0")));
         assert_eq!(other.origin, Origin::BridgeLine { at: at(MAIN, 1) });
         assert_eq!(
             other.origin.to_string(),
@@ -403,12 +538,12 @@ mod tests {
         .unwrap();
         // The first rule beats a later, more specific one and the bridge line (wherever it is).
         let ch = c.choose(&name("vm-1")).unwrap();
-        assert_eq!(ch.bridge, name("br-a"));
+        assert_eq!(ch.way, Way::Bridge(name("br-a")));
         assert_eq!(ch.options.mtu, Mtu::Fixed(9000));
         assert_eq!(ch.options.tap_mac, TapMac::Fe);
         // Any rule beats the bridge line, even one after it.
         let ch = c.choose(&name("tap0")).unwrap();
-        assert_eq!(ch.bridge, name("br-c"));
+        assert_eq!(ch.way, Way::Bridge(name("br-c")));
         assert_eq!(
             ch.origin,
             Origin::TapRule {
@@ -440,6 +575,108 @@ mod tests {
         assert_eq!(ch.options.mtu, Mtu::Fixed(1400));
         assert_eq!(ch.origin, Origin::BridgeLine { at: at(MAIN, 1) });
         assert_eq!(c.choose_for_bridge(&name("tap0"), &name("br9")), None);
+    }
+
+    #[test]
+    fn routed_rules() {
+        let c = parse(
+            "tap vm-web0 route 192.0.2.10,2001:db8::10 mtu 1400 proxy-arp on\n\
+             tap vm-net* route 198.51.100.0/28 tap-mac keep\n",
+        )
+        .unwrap();
+        let ch = c.choose(&name("vm-web0")).unwrap();
+        match &ch.way {
+            Way::Route(p) => assert_eq!(
+                p.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                ["192.0.2.10", "2001:db8::10"]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ch.options.proxy_arp, Some(true));
+        assert_eq!(ch.options.mtu, Mtu::Fixed(1400));
+        assert_eq!(
+            c.choose(&name("vm-net3")).unwrap().options.tap_mac,
+            TapMac::Keep
+        );
+        // Bridge-port options have no port to act on; proxy-arp is for routed taps only.
+        assert_eq!(
+            line_err("tap x route 192.0.2.1 isolated on", 1),
+            LineError::NotForRoute { option: "isolated" }
+        );
+        assert_eq!(
+            line_err("tap x route 192.0.2.1 vlan 5", 1),
+            LineError::NotForRoute { option: "vlan" }
+        );
+        assert_eq!(
+            line_err("tap x bridge br0 proxy-arp on", 1),
+            LineError::NotForBridge
+        );
+        assert_eq!(
+            line_err("bridge br0 proxy-arp off", 1),
+            LineError::NotForBridge
+        );
+        assert!(matches!(
+            line_err("tap x route", 1),
+            LineError::MissingArgument {
+                keyword: "route",
+                ..
+            }
+        ));
+        assert!(matches!(
+            line_err("tap x route 192.0.2.1/24", 1),
+            LineError::HostBits { .. }
+        ));
+        assert!(matches!(
+            line_err("tap x route 192.0.2.300", 1),
+            LineError::BadValue { .. }
+        ));
+        // A routed rule is never a helper-made tap's: only bridge rules count there.
+        assert_eq!(c.choose_for_bridge(&name("vm-web0"), &name("br0")), None);
+    }
+
+    #[test]
+    fn create_bridge_lines() {
+        let c = parse(
+            "create-bridge br-priv address 10.10.0.1/24,fd00:10::1/64\n\
+             create-bridge br-x mac 02:00:00:00:00:07\n\
+             tap vm-* bridge br-priv\n",
+        )
+        .unwrap();
+        let d = c.bridge_def(&name("br-priv")).unwrap();
+        assert_eq!(
+            d.addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.10.0.1/24", "fd00:10::1/64"]
+        );
+        assert_eq!(d.at, at(MAIN, 1));
+        // Derived MAC: locally administered, unicast, the same every time.
+        let mac = d.mac();
+        assert_eq!(mac[0], 0x02);
+        assert_eq!(mac, d.mac());
+        assert_ne!(mac, c.bridge_def(&name("br-x")).unwrap().mac());
+        assert_eq!(
+            c.bridge_def(&name("br-x")).unwrap().mac(),
+            [2, 0, 0, 0, 0, 7]
+        );
+        assert_eq!(c.bridge_def(&name("br0")), None);
+        assert!(matches!(
+            line_err("create-bridge br0\ncreate-bridge br0", 2),
+            LineError::SecondCreateBridge { .. }
+        ));
+        for bad in [
+            "create-bridge",
+            "create-bridge br0 address",
+            "create-bridge br0 address 10.0.0.1",
+            "create-bridge br0 mac 01:00:00:00:00:00",
+            "create-bridge br0 mac 00:00:00:00:00:00",
+            "create-bridge br0 mac 02:00:00:00:00",
+            "create-bridge br0 stp on",
+            "create-bridge br0 mac 02:00:00:00:00:01 mac 02:00:00:00:00:02",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -477,7 +714,7 @@ mod tests {
     #[test]
     fn whitespace_and_comments_anywhere() {
         let c = parse("  \ttap\tvm-*   bridge\tbr1#comment\r\nbridge br0#x y z\n").unwrap();
-        assert_eq!(c.rules[0].bridge, name("br1"));
+        assert_eq!(c.rules[0].way, Way::Bridge(name("br1")));
         assert_eq!(c.bridge.unwrap().bridge, name("br0"));
         // '#' cuts a glob too.
         let c = parse("tap vm#1 bridge br0\ntap vm bridge br1 # vlan 3\n").unwrap_err();
@@ -495,7 +732,7 @@ mod tests {
         let e = parse("bridge br0\n\n# c\ntap x bridge br1 vlam 3\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/etc/qemu-ifup-rs.conf:4: unknown option \"vlam\" (expected mtu, vlan, tagged, isolated, hairpin, learning, flood, tap-mac)"
+            "/etc/qemu-ifup-rs.conf:4: unknown option \"vlam\" (expected mtu, vlan, tagged, isolated, hairpin, learning, flood, tap-mac, proxy-arp)"
         );
         assert_eq!(e.location(), Some(&at(MAIN, 4)));
         assert!(e.is_usage());
@@ -512,14 +749,14 @@ mod tests {
             line_err("\nbrigde br0\n", 2),
             LineError::UnknownKeyword {
                 word: "brigde".into(),
-                expected: "bridge, tap or include"
+                expected: "bridge, tap, create-bridge or include"
             }
         );
         assert_eq!(
             line_err("allow br0", 1),
             LineError::UnknownKeyword {
                 word: "allow".into(),
-                expected: "bridge, tap or include"
+                expected: "bridge, tap, create-bridge or include"
             }
         );
         assert!(matches!(
@@ -688,7 +925,7 @@ mod tests {
             c.bridge.unwrap().at,
             at("/etc/qemu-ifup.d/../shared.conf", 1)
         );
-        assert_eq!(c.rules[1].bridge, name("br-lab"));
+        assert_eq!(c.rules[1].way, Way::Bridge(name("br-lab")));
     }
 
     #[test]

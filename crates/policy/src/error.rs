@@ -150,10 +150,20 @@ pub enum LineError {
         expected: &'static str,
     },
     #[error(
-        "unknown option {} (expected mtu, vlan, tagged, isolated, hairpin, learning, flood, tap-mac)",
+        "unknown option {} (expected mtu, vlan, tagged, isolated, hairpin, learning, flood, tap-mac, proxy-arp)",
         quote(.option)
     )]
     UnknownOption { option: String },
+    #[error("option \"{option}\" is a bridge-port option: a routed tap is on no bridge")]
+    NotForRoute { option: &'static str },
+    #[error("option \"proxy-arp\" is for a routed tap (`tap GLOB route ...`), not a bridged one")]
+    NotForBridge,
+    #[error("{} has bits set beyond its prefix length: a route goes to a network (did you mean the network address?)", quote(.value))]
+    HostBits { value: String },
+    #[error("{} is listed twice", quote(.value))]
+    Duplicate { value: String },
+    #[error("a second create-bridge line for {name} (the first is at {first})")]
+    SecondCreateBridge { name: String, first: Location },
     #[error("option \"{option}\" needs a value ({expected})")]
     MissingValue {
         option: &'static str,
@@ -172,7 +182,7 @@ pub enum LineError {
         keyword: &'static str,
         what: &'static str,
     },
-    #[error("expected \"bridge NAME\" after the glob of \"tap\", found {}", quote(.found))]
+    #[error("expected \"bridge NAME\" or \"route LIST\" after the glob of \"tap\", found {}", quote(.found))]
     ExpectedBridge { found: String },
     #[error("unexpected {} after {after}", quote(.found))]
     Unexpected { found: String, after: &'static str },

@@ -7,6 +7,7 @@
 //! man pages `qemu-ifup-rs(8)` and `qemu-ifup-rs.conf(5)`, and of `docs/DESIGN.md`.
 
 mod acl;
+mod addr;
 mod config;
 mod error;
 mod glob;
@@ -16,7 +17,10 @@ mod owner;
 mod source;
 
 pub use acl::{parse_acl, Acl, AclRule, AclTarget, AclVerb, AclVerdict};
-pub use config::{parse_config, BridgeLine, Choice, Config, Location, Origin, TapRule};
+pub use addr::Prefix;
+pub use config::{
+    parse_config, BridgeDef, BridgeLine, Choice, Config, Location, Origin, TapRule, Way,
+};
 pub use error::{LineError, PolicyError, TrustProblem};
 pub use glob::{glob_match, validate_glob, GlobError};
 pub use name::{IfName, NameError, MAX_NAME_LEN};

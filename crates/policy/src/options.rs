@@ -77,6 +77,8 @@ pub struct PortOptions {
     pub learning: Option<bool>,
     pub flood: Option<bool>,
     pub tap_mac: TapMac,
+    /// Proxy ARP on the tap (routed taps only).
+    pub proxy_arp: Option<bool>,
 }
 
 impl PortOptions {
@@ -89,6 +91,20 @@ impl PortOptions {
             || self.hairpin.is_some()
             || self.learning.is_some()
             || self.flood.is_some()
+    }
+
+    /// The first bridge-port option given, by name (for "not on a routed tap").
+    pub fn first_bridge_port_option(&self) -> Option<&'static str> {
+        [
+            ("vlan", self.vlan.is_some()),
+            ("tagged", !self.tagged.is_empty()),
+            ("isolated", self.isolated.is_some()),
+            ("hairpin", self.hairpin.is_some()),
+            ("learning", self.learning.is_some()),
+            ("flood", self.flood.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
     }
 
     /// Whether `vid` is one of the tagged VLANs.
@@ -128,9 +144,13 @@ impl fmt::Display for PortOptions {
             }
         }
         match self.tap_mac {
-            TapMac::Fe => f.write_str(" tap-mac fe"),
-            TapMac::Keep => f.write_str(" tap-mac keep"),
+            TapMac::Fe => f.write_str(" tap-mac fe")?,
+            TapMac::Keep => f.write_str(" tap-mac keep")?,
         }
+        if let Some(on) = self.proxy_arp {
+            write!(f, " proxy-arp {}", if on { "on" } else { "off" })?;
+        }
+        Ok(())
     }
 }
 
@@ -144,9 +164,10 @@ enum Key {
     Learning,
     Flood,
     TapMac,
+    ProxyArp,
 }
 
-const KEYS: [Key; 8] = [
+const KEYS: [Key; 9] = [
     Key::Mtu,
     Key::Vlan,
     Key::Tagged,
@@ -155,6 +176,7 @@ const KEYS: [Key; 8] = [
     Key::Learning,
     Key::Flood,
     Key::TapMac,
+    Key::ProxyArp,
 ];
 
 impl Key {
@@ -168,6 +190,7 @@ impl Key {
             Key::Learning => "learning",
             Key::Flood => "flood",
             Key::TapMac => "tap-mac",
+            Key::ProxyArp => "proxy-arp",
         }
     }
 
@@ -176,7 +199,9 @@ impl Key {
             Key::Mtu => "auto or a number from 68 to 65535",
             Key::Vlan => "a VLAN id from 1 to 4094",
             Key::Tagged => "a list of VLAN ids 1-4094 and ranges, such as 10,20-29",
-            Key::Isolated | Key::Hairpin | Key::Learning | Key::Flood => "on or off",
+            Key::Isolated | Key::Hairpin | Key::Learning | Key::Flood | Key::ProxyArp => {
+                "on or off"
+            }
             Key::TapMac => "fe or keep",
         }
     }
@@ -273,6 +298,7 @@ pub(crate) fn parse_options(tokens: &[&str]) -> Result<PortOptions, LineError> {
             Key::Hairpin => opts.hairpin = Some(on_off(value).ok_or_else(bad)?),
             Key::Learning => opts.learning = Some(on_off(value).ok_or_else(bad)?),
             Key::Flood => opts.flood = Some(on_off(value).ok_or_else(bad)?),
+            Key::ProxyArp => opts.proxy_arp = Some(on_off(value).ok_or_else(bad)?),
             Key::TapMac => {
                 opts.tap_mac = match value {
                     "fe" => TapMac::Fe,
@@ -483,7 +509,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            r#"unknown option "vlam" (expected mtu, vlan, tagged, isolated, hairpin, learning, flood, tap-mac)"#
+            r#"unknown option "vlam" (expected mtu, vlan, tagged, isolated, hairpin, learning, flood, tap-mac, proxy-arp)"#
         );
         assert!(matches!(
             opts("mtu 1500 3"),
