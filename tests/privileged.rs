@@ -1520,3 +1520,73 @@ fn no_new_privileges_is_named_as_the_reason() {
         }
     }
 }
+
+/// Routed taps and created bridges in privileged mode: a user's own tap gets the routes its rule
+/// gives (and qemu-ifdown takes them back); another user's tap gets nothing; a declared bridge is
+/// created only for a caller the ACL allows it to. Every refusal changes nothing.
+#[test]
+fn routes_and_created_bridges_follow_ownership_and_the_acl() {
+    let w = World::new("routed");
+    w.etc.write(
+        "qemu-ifup-rs.conf",
+        "create-bridge br-priv address 10.10.0.1/24\n\
+         tap vm-web* route 192.0.2.10,2001:db8::10\n\
+         tap vm-priv* bridge br-priv\n",
+    );
+    add_tap("vm-web0", Some(ALICE), None);
+    add_tap("vm-web1", Some(BOB), None);
+    add_tap("vm-priv0", Some(ALICE), None);
+    let ours = |r: &ifup_testkit::RouteEntry| r.protocol == "112";
+    for how in PRIVILEGED {
+        // Bob's tap, Alice calling: nothing.
+        let before = (links(), ifup_testkit::routes(false));
+        let out = w.ifup(how, &alice(), "vm-web1");
+        assert_refused(&out, 1, Prog::Up, &["vm-web1", "not the caller's"]);
+        assert_eq!((links(), ifup_testkit::routes(false)), before);
+        // Her own: routed; down: unrouted.
+        assert_ok(&w.ifup(how, &alice(), "vm-web0"));
+        let v4: Vec<_> = ifup_testkit::routes(false)
+            .into_iter()
+            .filter(ours)
+            .collect();
+        assert_eq!(v4.len(), 1, "{v4:?}");
+        assert_eq!(
+            (v4[0].dst.as_str(), v4[0].dev.as_deref()),
+            ("192.0.2.10", Some("vm-web0"))
+        );
+        assert_eq!(
+            ifup_testkit::routes(true).into_iter().filter(ours).count(),
+            1
+        );
+        // Bob cannot take them down, or claim the address for his tap meanwhile.
+        let out = w.ifdown(how, &bob(), "vm-web0");
+        assert_refused(&out, 1, Prog::Down, &["vm-web0", "not the caller's"]);
+        let out = w.ifup(how, &bob(), "vm-web1");
+        assert_refused(
+            &out,
+            1,
+            Prog::Up,
+            &["vm-web1", "already routed via vm-web0"],
+        );
+        assert_ok(&w.ifdown(how, &alice(), "vm-web0"));
+        assert!(!ifup_testkit::routes(false).iter().any(ours));
+        assert!(!ifup_testkit::routes(true).iter().any(ours));
+        assert!(!expect_link("vm-web0").up);
+    }
+    // The declared bridge: not allowed to alice (the ACL allows br0 only), so not created.
+    let before = links();
+    let out = w.ifup(Install::SetuidRoot, &alice(), "vm-priv0");
+    assert_refused(
+        &out,
+        1,
+        Prog::Up,
+        &["bridge br-priv", "does not allow bridge br-priv"],
+    );
+    assert_eq!(links(), before);
+    // Allowed: created, and the tap on it.
+    w.etc
+        .write("qemu/bridge.conf", "allow br0\nallow br-priv\n");
+    assert_ok(&w.ifup(Install::FileCaps, &alice(), "vm-priv0"));
+    assert_attached("vm-priv0", "br-priv", 1500);
+    assert!(expect_link("br-priv").up);
+}

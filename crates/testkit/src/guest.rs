@@ -39,8 +39,11 @@ const ROOT_MODULES: &[&str] = &["virtio_pci", "virtio_net", "e1000"];
 /// Bump when the layout of the image changes without the init script changing.
 const IMAGE_FORMAT: u32 = 1;
 
-/// Reads `ifup_rs.ip=ADDR/LEN`, `ifup_rs.ping=ADDR` and `ifup_rs.hold=1` from the kernel command
-/// line.
+/// Reads from the kernel command line: `ifup_rs.ip=ADDR/LEN` (IPv4), `ifup_rs.gw=ADDR` (a
+/// routed guest: a link route to the host's ADDR and the default route via it),
+/// `ifup_rs.ip6=ADDR/LEN`, `ifup_rs.gw6=ADDR` (the IPv6 default route via ADDR, e.g. the tap's
+/// link-local address), `ifup_rs.ping=ADDR[,ADDR...]` (each pinged in turn, IPv4 or IPv6) and
+/// `ifup_rs.hold=1`.
 const INIT_SCRIPT: &str = r#"#!/bin/sh
 # /init of the qemu-ifup-rs test guest (written by ifup-testkit). Console markers: GUEST-*.
 /bin/busybox --install -s
@@ -54,11 +57,17 @@ while read -r m; do
   insmod "/lib/modules/$m" || { echo "GUEST-NET-FAIL insmod $m"; modules_ok=; }
 done < /etc/modules
 guest_ip=
+gw=
+ip6=
+gw6=
 ping_ip=
 hold=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     ifup_rs.ip=*) guest_ip="${arg#*=}" ;;
+    ifup_rs.gw=*) gw="${arg#*=}" ;;
+    ifup_rs.ip6=*) ip6="${arg#*=}" ;;
+    ifup_rs.gw6=*) gw6="${arg#*=}" ;;
     ifup_rs.ping=*) ping_ip="${arg#*=}" ;;
     ifup_rs.hold=1) hold=1 ;;
   esac
@@ -72,17 +81,23 @@ else
   ip link set lo up
   ip link set eth0 up
   [ -n "$guest_ip" ] && ip addr add "$guest_ip" dev eth0
+  if [ -n "$gw" ]; then
+    ip route add "$gw" dev eth0
+    ip route add default via "$gw" dev eth0
+  fi
+  [ -n "$ip6" ] && ip -6 addr add "$ip6" dev eth0 nodad
+  [ -n "$gw6" ] && ip -6 route add default via "$gw6" dev eth0
   echo "GUEST-NET-UP eth0 $guest_ip mtu $(cat /sys/class/net/eth0/mtu)"
-  if [ -n "$ping_ip" ]; then
+  for target in $(echo "$ping_ip" | tr ',' ' '); do
     ok=
     n=0
     while [ $n -lt 20 ]; do
-      if ping -c 1 -W 1 "$ping_ip"; then ok=1; break; fi
+      if ping -c 1 -W 1 "$target"; then ok=1; break; fi
       n=$((n+1))
       sleep 1
     done
-    if [ -n "$ok" ]; then echo "GUEST-PING-OK $ping_ip"; else echo "GUEST-PING-FAIL $ping_ip"; fi
-  fi
+    if [ -n "$ok" ]; then echo "GUEST-PING-OK $target"; else echo "GUEST-PING-FAIL $target"; fi
+  done
 fi
 if [ -n "$hold" ]; then
   echo "GUEST-HOLD"

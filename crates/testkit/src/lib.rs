@@ -410,6 +410,38 @@ pub fn add_bridge_with_default_route(name: &str, cidr_v4: &str) {
     ip(&["route", "add", "default", "dev", name]);
 }
 
+/// A route of the main table, as `ip -j route show table main` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// `192.0.2.10`, `198.51.100.0/28`, `default`.
+    pub dst: String,
+    pub dev: Option<String>,
+    /// `112`, `kernel`, `boot`, …
+    pub protocol: String,
+    /// `blackhole`, … (`unicast` when `ip` omits it).
+    pub kind: String,
+}
+
+/// The main table's routes of the test namespace (IPv6 with `v6`), without IPv6 link-local and
+/// multicast routes.
+pub fn routes(v6: bool) -> Vec<RouteEntry> {
+    let family = if v6 { "-6" } else { "-4" };
+    let out = ip(&["-j", family, "route", "show", "table", "main"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j route: {e}: {out}"));
+    let s = |r: &Value, k: &str| r[k].as_str().map(str::to_owned);
+    v.as_array()
+        .expect("ip -j route prints an array")
+        .iter()
+        .map(|r| RouteEntry {
+            dst: s(r, "dst").unwrap_or_default(),
+            dev: s(r, "dev"),
+            protocol: s(r, "protocol").unwrap_or_else(|| r["protocol"].to_string()),
+            kind: s(r, "type").unwrap_or_else(|| "unicast".to_owned()),
+        })
+        .filter(|r| !r.dst.starts_with("fe80:") && !r.dst.starts_with("ff00:"))
+        .collect()
+}
+
 /// Creates persistent tap `name` (`ip tuntap add mode tap [user U] [group G]`), down, no master,
 /// with the MAC [`tap_mac`] of its name (the kernel's random one may already start with a high
 /// byte, which `tap-mac fe` leaves alone: tests need to know which case they get).

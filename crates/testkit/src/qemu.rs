@@ -61,6 +61,7 @@ pub struct QemuOptions {
     netdev: Netdev,
     nic_model: NicModel,
     append: Vec<String>,
+    guest_mac: Option<String>,
     memory_mib: u32,
     script: Option<PathBuf>,
     downscript: Option<PathBuf>,
@@ -147,6 +148,13 @@ impl QemuOptions {
         self
     }
 
+    /// The guest NIC's MAC address (QEMU's default, 52:54:00:12:34:56, is the same for every
+    /// guest: two guests on one bridge need their own).
+    pub fn guest_mac(mut self, mac: &str) -> Self {
+        self.guest_mac = Some(mac.to_owned());
+        self
+    }
+
     /// After its ping the guest prints [`crate::marker::HOLD`] and idles instead of powering off,
     /// so the test decides when QEMU stops (e.g. by dropping the [`Qemu`]).
     pub fn hold(self) -> Self {
@@ -187,7 +195,14 @@ impl QemuOptions {
                 netdev,
                 "-device".to_owned(),
                 // romfile= : no PXE option ROM, nothing to load, and a faster start.
-                format!("{},netdev=n0,romfile=", self.nic_model.qemu_device()),
+                format!(
+                    "{},netdev=n0,romfile={}",
+                    self.nic_model.qemu_device(),
+                    self.guest_mac
+                        .as_ref()
+                        .map(|m| format!(",mac={m}"))
+                        .unwrap_or_default()
+                ),
             ]
         });
         [
@@ -378,6 +393,7 @@ impl Qemu {
             netdev: Netdev::None,
             nic_model: NicModel::VirtioNetPci,
             append: Vec::new(),
+            guest_mac: None,
             memory_mib: 256,
             script: None,
             downscript: None,
