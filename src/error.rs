@@ -225,7 +225,7 @@ impl Error {
         self
     }
 
-    /// The exit status of the contract: 2 for usage errors, 1 for everything else.
+    /// The exit status (qemu-ifup-rs(8), EXIT STATUS): 2 for usage errors, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::BadTapName(_) | Error::ConfigOverride { .. } => 2,

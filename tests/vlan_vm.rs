@@ -48,6 +48,7 @@ const CASES: &[(&str, fn())] = &[
     ),
     ("flags_and_vlans_together", flags_and_vlans_together),
     ("second_run_changes_nothing", second_run_changes_nothing),
+    ("rerun_converges_vlans", rerun_converges_vlans),
     (
         "bridge_default_pvid_is_removed",
         bridge_default_pvid_is_removed,
@@ -291,6 +292,35 @@ fn second_run_changes_nothing() {
     ok(&ifup(&["--config", &cfg, "vmtap0"]));
     assert_up_on("vmtap0", "br0");
     assert_eq!(port_vlans("vmtap0"), vlans_before);
+}
+
+/// A re-run converges the port's VLANs to the rule as it is now (read back with RTM_GETVLAN):
+/// from an access port with a trunk to a plain trunk (20 and 30-39 go, the bridge's default VLAN
+/// 1 comes back as the untagged PVID, 10 comes), and from there to a plain rule (a new port's
+/// VLANs: 1 alone). The tap stays up on the bridge throughout.
+fn rerun_converges_vlans() {
+    let _ns = netns();
+    add_vlan_bridge("br0", None);
+    tap("vmtap0");
+    let first = config("converge_first", "bridge br0 vlan 20 tagged 30-39\n");
+    ok(&ifup(&["--config", &first, "vmtap0"]));
+    let mut want = vec![v(20, true, true)];
+    want.extend(tagged(30..=39));
+    assert_eq!(port_vlans("vmtap0"), sorted(want));
+    let second = config("converge_second", "bridge br0 tagged 10\n");
+    let out = ifup(&["--dry-run", "--config", &second, "vmtap0"]);
+    assert!(out.stdout.contains("remove vlan 20"), "{out:#?}");
+    assert!(out.stdout.contains("remove vlan 30-39"), "{out:#?}");
+    ok(&ifup(&["--config", &second, "vmtap0"]));
+    assert_up_on("vmtap0", "br0");
+    assert_eq!(
+        port_vlans("vmtap0"),
+        [v(1, true, true), v(10, false, false)]
+    );
+    let plain = config("converge_plain", "bridge br0\n");
+    ok(&ifup(&["--config", &plain, "vmtap0"]));
+    assert_up_on("vmtap0", "br0");
+    assert_eq!(port_vlans("vmtap0"), [v(1, true, true)]);
 }
 
 /// A bridge whose new ports get VLAN 5: `vlan 20` removes 5 (not 1), so the access port is in

@@ -1,7 +1,7 @@
 //! The user ACL, `/etc/qemu/bridge.conf`, in qemu-bridge-helper's syntax: `allow NAME`,
 //! `allow all`, `deny NAME`, `deny all`, `include FILE`, `#` comments, blank lines.
 //!
-//! Semantics (contract, "Unprivileged callers"): a matching deny beats any allow, whatever the
+//! Semantics (qemu-ifup-rs.conf(5), ACCESS LIST): a matching deny beats any allow, whatever the
 //! order; no match denies. The allow lines of an included file count only if the caller could
 //! read that file (and every included file on the way to it); deny lines count for everyone.
 //! Any error in any file denies (the parser returns Err).
@@ -509,7 +509,7 @@ mod tests {
         ));
     }
 
-    /// The contract's example: `include /etc/qemu/alice.conf`, mode 0640 root:alice.
+    /// The man page's example: `include /etc/qemu/alice.conf`, mode 0640 root:alice.
     #[test]
     fn include_allows_count_only_when_readable() {
         let mut src = MemSource::new();

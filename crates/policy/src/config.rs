@@ -125,7 +125,7 @@ pub struct Choice {
 }
 
 impl Config {
-    /// The contract's "Choosing the bridge", steps 1-2: the first tap rule whose glob matches,
+    /// qemu-ifup-rs(8)'s "Choosing the bridge", steps 1-2: the first tap rule whose glob matches,
     /// else the `bridge` line. None: fall back to the default route's device, with
     /// `PortOptions::default()`.
     pub fn choose(&self, tap: &IfName) -> Option<Choice> {
@@ -485,7 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn contract_example() {
+    fn readme_example() {
         let c = parse(
             "bridge br0\n\
              tap vm-lab-*  bridge br-lab\n\

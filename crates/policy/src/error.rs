@@ -115,7 +115,7 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
-    /// True when the contract's exit status is 2 (usage): a bad TAP name, and every problem with
+    /// True when the exit status is 2 (usage; qemu-ifup-rs(8), EXIT STATUS): a bad TAP name, and every problem with
     /// the config file or the files it includes (syntax, bad value, a line that is not UTF-8, a
     /// missing, unreadable or looping include, an unreadable config). False (exit status 1) for
     /// a file others could change (a policy refusal in privileged mode) and every ACL problem

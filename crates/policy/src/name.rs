@@ -11,7 +11,7 @@ pub const MAX_NAME_LEN: usize = 15;
 
 /// A validated Linux interface name: 1..=15 bytes of UTF-8, no `/`, no whitespace, no control
 /// characters (any [`char::is_control`], so NUL, DEL and C1 too), not `.` or `..`, not starting
-/// with `-`. `:` is allowed (the contract does not forbid it; the kernel will simply not find
+/// with `-`. `:` is allowed (the man page does not forbid it; the kernel will simply not find
 /// such a device).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IfName(String);

@@ -1,7 +1,7 @@
 //! Privilege handling for the setuid-capable `qemu-ifup` / `qemu-ifdown` helpers.
 //!
 //! * [`start`] — how the process was started: by root, with privilege gained on exec (setuid
-//!   root or file capabilities: the contract's *privileged mode*), or as an ordinary process of a
+//!   root or file capabilities: *privileged mode* in qemu-ifup-rs(8)), or as an ordinary process of a
 //!   user; [`classify`] is the pure rule behind it.
 //! * [`clear_environment`] — in privileged mode the environment is not used for anything.
 //! * [`real_ids`] + [`drop_to_caller`] — keep only `CAP_NET_ADMIN`, become the caller (real
@@ -56,7 +56,7 @@ pub fn gained_privilege() -> bool {
 pub enum Start {
     /// The real uid is 0: root runs us (even a setuid copy run by root is just root).
     Root,
-    /// The contract's *privileged mode*: the exec gained privilege (`AT_SECURE`: setuid root or
+    /// *Privileged mode* (qemu-ifup-rs(8)): the exec gained privilege (`AT_SECURE`: setuid root or
     /// file capabilities) and the caller is not root. The environment and argv are the caller's.
     /// `net_admin`: `CAP_NET_ADMIN` came with it, and [`drop_to_caller`] keeps it; without it
     /// (file capabilities under no-new-privileges, a setuid copy owned by another user),

@@ -1,7 +1,6 @@
 //! ifup-testkit: dev-only helpers for the qemu-ifup-rs integration tests.
 //!
-//! - [`Netns::new`] moves the calling test thread into a fresh network namespace (habit 6 of
-//!   STYLE.md). Every helper here that runs `ip` or QEMU refuses to run outside one, so a test can
+//! - [`Netns::new`] moves the calling test thread into a fresh network namespace. Every helper here that runs `ip` or QEMU refuses to run outside one, so a test can
 //!   never change the host's interfaces by mistake.
 //! - [`ip`], [`link`] and the fixtures ([`add_bridge`], [`add_tap`], …) create and inspect links.
 //! - [`run`] / [`run_as`] run a binary under test with a clean environment.
