@@ -248,24 +248,16 @@ fn wanted_flags(opts: &PortOptions) -> PortFlags {
     }
 }
 
-/// The flag changes from `now` to `want`, and back.
-fn flag_changes(now: PortFlags, want: PortFlags) -> (BridgePort, BridgePort) {
+/// The flag changes that take a port from `now` to `want`.
+fn flag_changes(now: PortFlags, want: PortFlags) -> BridgePort {
     let pick = |a: bool, b: bool| (a != b).then_some(b);
-    let forward = BridgePort {
+    BridgePort {
         isolated: pick(now.isolated, want.isolated),
         hairpin: pick(now.hairpin, want.hairpin),
         learning: pick(now.learning, want.learning),
         flood: pick(now.flood, want.flood),
         ..BridgePort::default()
-    };
-    let back = BridgePort {
-        isolated: pick(want.isolated, now.isolated),
-        hairpin: pick(want.hairpin, now.hairpin),
-        learning: pick(want.learning, now.learning),
-        flood: pick(want.flood, now.flood),
-        ..BridgePort::default()
-    };
-    (forward, back)
+    }
 }
 
 /// The VLANs a port gets on a bridge whose new ports get `default_pvid` (0: none), for `opts`:
@@ -365,7 +357,9 @@ pub fn up(a: &Attach) -> Result<Plan, PlanError> {
         (true, Some(f)) => f,
         _ => PortFlags::NEW_PORT,
     };
-    let (mut port, mut port_back) = flag_changes(flags_now, wanted_flags(opts));
+    let flags_want = wanted_flags(opts);
+    let mut port = flag_changes(flags_now, flags_want);
+    let mut port_back = flag_changes(flags_want, flags_now);
     if info.vlan_filtering {
         let default_pvid = info.default_pvid.unwrap_or(0);
         let vlans_now = match (attached, &a.vlans) {

@@ -1418,21 +1418,24 @@ fn failed_writes_exit_1_without_a_panic() {
                     .chain(args.iter().map(OsStr::new))
                     .collect::<Vec<_>>(),
             );
+            let run_to = |stdout: std::process::Stdio| {
+                let out = std::process::Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .env_clear()
+                    .env("PATH", ifup_testkit::CLEAN_PATH)
+                    .stdout(stdout)
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+                assert_eq!(out.status.code(), Some(1), "{how:?} {args:?}: {stderr}");
+                stderr
+            };
             let full = std::fs::OpenOptions::new()
                 .write(true)
                 .open("/dev/full")
                 .unwrap();
-            let out = std::process::Command::new(&argv[0])
-                .args(&argv[1..])
-                .env_clear()
-                .env("PATH", ifup_testkit::CLEAN_PATH)
-                .stdout(full)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{how:?} {args:?}: {stderr}");
             assert_eq!(
-                stderr,
+                run_to(full.into()),
                 format!(
                     "{}: error: cannot write to standard output: No space left on device (os error 28)\n",
                     prog.name()
@@ -1442,15 +1445,7 @@ fn failed_writes_exit_1_without_a_panic() {
             // stdout a pipe whose reader is gone: EPIPE.
             let (reader, writer) = std::io::pipe().unwrap();
             drop(reader);
-            let out = std::process::Command::new(&argv[0])
-                .args(&argv[1..])
-                .env_clear()
-                .env("PATH", ifup_testkit::CLEAN_PATH)
-                .stdout(writer)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{how:?} {args:?}: {stderr}");
+            let stderr = run_to(writer.into());
             assert!(stderr.contains("Broken pipe"), "{how:?} {args:?}: {stderr}");
         }
     }

@@ -224,6 +224,21 @@ fn guest_image() -> GuestImage {
     GuestImage::get(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
+/// The guest reports that its ping of `target` got an answer.
+#[track_caller]
+fn assert_pinged(vm: &mut Qemu, target: &str) {
+    let ok = format!("{} {target}", marker::PING_OK);
+    let fail = format!("{} {target}", marker::PING_FAIL);
+    let verdict = vm.wait_for_any(&[&ok, &fail], QEMU_TIMEOUT);
+    assert_eq!(
+        verdict,
+        ok,
+        "console:\n{}\nstderr:\n{}",
+        vm.console(),
+        vm.stderr()
+    );
+}
+
 /// A peer host in a network namespace of its own, behind the test's namespace: reached only
 /// through the host's routing. Killed (and its namespace gone) on drop.
 struct Peer(Child);
@@ -319,16 +334,7 @@ fn a_routed_guest_reaches_the_host_and_beyond() {
         .ping("10.0.9.1,10.0.8.2,fd00:9::1")
         .spawn();
     for target in ["10.0.9.1", "10.0.8.2", "fd00:9::1"] {
-        let ok = format!("{} {target}", marker::PING_OK);
-        let fail = format!("{} {target}", marker::PING_FAIL);
-        let verdict = vm.wait_for_any(&[&ok, &fail], QEMU_TIMEOUT);
-        assert_eq!(
-            verdict,
-            ok,
-            "console:\n{}\nstderr:\n{}",
-            vm.console(),
-            vm.stderr()
-        );
+        assert_pinged(&mut vm, target);
     }
     assert_eq!(
         routes(false).iter().filter(|r| r.1 == "vm-r0").count(),
@@ -392,16 +398,7 @@ fn two_guests_meet_on_a_bridge_created_on_first_use() {
     let mut b = start("vm-p1", "10.10.0.11/24", "10.10.0.10", "52:54:00:00:0a:11");
     for (vm, peer) in [(&mut a, "10.10.0.11"), (&mut b, "10.10.0.10")] {
         for target in ["10.10.0.1", peer] {
-            let ok = format!("{} {target}", marker::PING_OK);
-            let fail = format!("{} {target}", marker::PING_FAIL);
-            let verdict = vm.wait_for_any(&[&ok, &fail], QEMU_TIMEOUT);
-            assert_eq!(
-                verdict,
-                ok,
-                "console:\n{}\nstderr:\n{}",
-                vm.console(),
-                vm.stderr()
-            );
+            assert_pinged(vm, target);
         }
     }
     let br = expect_link("br-priv");

@@ -297,16 +297,7 @@ pub fn drop_to_caller(ids: &Ids) -> Result<(), PrivilegeError> {
     }
 
     // 3.
-    let gid = Gid::from_raw(ids.gid);
-    setresgid(gid, gid, gid).map_err(|source| PrivilegeError::SetGid {
-        gid: ids.gid,
-        source,
-    })?;
-    let uid = Uid::from_raw(ids.uid);
-    setresuid(uid, uid, uid).map_err(|source| PrivilegeError::SetUid {
-        uid: ids.uid,
-        source,
-    })?;
+    switch_ids(ids)?;
 
     // 4.
     let wanted = sys::Caps {
@@ -332,7 +323,14 @@ pub fn drop_to_caller(ids: &Ids) -> Result<(), PrivilegeError> {
 /// the caller: real, effective and saved ids the real ones, no capabilities, no-new-privileges.
 pub fn become_caller() -> Result<(), PrivilegeError> {
     require_single_thread()?;
-    let ids = real_ids()?;
+    switch_ids(&real_ids()?)?;
+    drop_all_capabilities()?;
+    prctl::set_no_new_privs().map_err(|source| PrivilegeError::NoNewPrivs { source })
+}
+
+/// All three gids, then all three uids, to the caller's (`ids`); the supplementary groups stay
+/// as the exec left them (the caller's).
+fn switch_ids(ids: &Ids) -> Result<(), PrivilegeError> {
     let gid = Gid::from_raw(ids.gid);
     setresgid(gid, gid, gid).map_err(|source| PrivilegeError::SetGid {
         gid: ids.gid,
@@ -342,9 +340,7 @@ pub fn become_caller() -> Result<(), PrivilegeError> {
     setresuid(uid, uid, uid).map_err(|source| PrivilegeError::SetUid {
         uid: ids.uid,
         source,
-    })?;
-    drop_all_capabilities()?;
-    prctl::set_no_new_privs().map_err(|source| PrivilegeError::NoNewPrivs { source })
+    })
 }
 
 /// Empties the effective, permitted and inheritable sets of the calling thread (and so the
