@@ -67,7 +67,12 @@ trap 'exit 130' INT TERM HUP
 section "3. Network namespace $NS: bridge $BRIDGE ($HOST_IP/24, MTU $BRIDGE_MTU) carrying the default route"
 ip netns add "$NS"
 ip -n "$NS" link set lo up
-ip -n "$NS" link add "$BRIDGE" type bridge
+# Best practice the helper checks for: a bridge MAC set by the admin (otherwise the bridge takes the
+# lowest port MAC and changes as VMs come and go), and bridged frames not sent through iptables.
+ip -n "$NS" link add "$BRIDGE" address 02:00:00:00:02:01 type bridge
+if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then # br_netfilter is loaded
+    inns sysctl -q -w net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0
+fi
 ip -n "$NS" link set "$BRIDGE" mtu "$BRIDGE_MTU"
 ip -n "$NS" addr add "$HOST_IP/24" dev "$BRIDGE"
 ip -n "$NS" link set "$BRIDGE" up
