@@ -989,7 +989,7 @@ fn assert_installed_and_detached(b: &Booted) {
     assert_eq!(tap.master.as_deref(), Some("br0"), "{b:#?}");
     assert_eq!(b.exit_code, 0, "{b:#?}");
     assert!(
-        !b.stderr.contains("qemu-ifup:") && !b.stderr.contains("qemu-ifdown:"),
+        !b.stderr.contains("qemu-ifup: error:") && !b.stderr.contains("qemu-ifdown: error:"),
         "{b:#?}"
     );
     let after = expect_link("vm-alice0");
@@ -1441,4 +1441,133 @@ fn guide_routing_host() {
     assert_eq!(sysctl("ipv6/conf/enp1s0/proxy_ndp"), "1");
     let proxies = ip(&["-6", "neigh", "show", "proxy"]);
     assert!(proxies.contains("2001:db8::10 dev enp1s0"), "{proxies}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// QEMU's helper= options, as written.
+
+/// The words of a shell command, quotes removed (enough for the docs' QEMU command lines).
+fn shell_words(cmd: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+    for c in cmd.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            (None, c) => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The `-netdev bridge,…,helper=` and `-netdev tap,…,helper="… --br=br0"` options of the
+/// README's and the guide's QEMU command lines, as written: QEMU run by alice with that option
+/// (firmware only, no guest: the option is what is under test; tests/bridge_helper.rs boots
+/// guests through the same helper) gets a tap from `/usr/libexec/qemu-ifup-rs` (installed as the
+/// README says, with the file capability), on br0 with br0's MTU and up; when QEMU stops, the
+/// tap is gone.
+#[test]
+fn helper_options_work_as_written() {
+    let covered: Vec<Block> = all_blocks()
+        .into_iter()
+        .filter(|b| {
+            b.marker
+                == Some(Marker::CoveredBy {
+                    file: "tests/docs.rs".into(),
+                    test: Some("helper_options_work_as_written".into()),
+                })
+        })
+        .collect();
+    assert_eq!(covered.len(), 3, "{covered:#?}");
+    privileged::require_setuid_capable();
+    let qemu = tool("qemu-system-x86_64", "qemu-system-x86");
+    let fcaps = read("README.md");
+    let install = parse_markdown("README.md", &fcaps)
+        .unwrap()
+        .into_iter()
+        .find(|b| b.marker == Some(Marker::RunByTest("readme_file_caps_install".into())))
+        .expect("the README's file-capability install");
+    for (i, b) in covered.iter().enumerate() {
+        let words = shell_words(&b.commands()[0]);
+        let netdev = words
+            .iter()
+            .position(|w| w == "-netdev")
+            .map(|p| words[p + 1].clone())
+            .unwrap_or_else(|| panic!("{}: no -netdev: {words:?}", b.at()));
+        assert!(
+            netdev.contains("helper=/usr/libexec/qemu-ifup-rs"),
+            "{netdev}"
+        );
+        eprintln!("{}: -netdev {netdev}", b.at());
+        let _ns = Netns::new();
+        ifup_testkit::add_bridge("br0", Some(1400));
+        let etc = PrivateEtc::new(tmp(), &format!("docs-helper-{i}"));
+        etc.write("qemu/bridge.conf", "allow br0\n");
+        let s = Scratch::new(&format!("helper-{i}"));
+        let mut script = String::from(STUBS);
+        script.push_str(&install.text);
+        s.write("install.sh", &script);
+        s.write(
+            "run.sh",
+            &format!(
+                "set -e\nmount -t tmpfs -o mode=0755 docs-libexec /usr/libexec\ncd {dir}\n\
+                 /bin/sh -e ./install.sh\nmount --bind {etc} /etc\n\
+                 exec setpriv --reuid={ALICE} --regid={ALICE} --clear-groups --inh-caps=-all -- \
+                 {qemu} -accel tcg -nodefaults -display none -monitor none -serial none \
+                 -netdev \"$1\" -device virtio-net-pci,netdev=n0,romfile=\n",
+                dir = s.dir.display(),
+                etc = etc.path().display(),
+                qemu = qemu.display()
+            ),
+        );
+        let mut child = Command::new(tool("unshare", "util-linux"))
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh"])
+            .arg(s.path("run.sh"))
+            .arg(&netdev)
+            .env_clear()
+            .env("PATH", CLEAN_PATH)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let taps = || -> Vec<Link> {
+            ifup_testkit::links()
+                .into_iter()
+                .filter(|l| l.kind.as_deref() == Some("tun"))
+                .collect()
+        };
+        let tap = wait_until(QEMU_TIMEOUT, "QEMU's tap on br0", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("{}: QEMU exited ({status}) with {netdev:?}: {err}", b.at());
+            }
+            taps()
+                .into_iter()
+                .find(|l| l.master.as_deref() == Some("br0"))
+        });
+        assert_eq!((tap.mtu, tap.up), (1400, true), "{}: {tap:#?}", b.at());
+        // fe:…, or the kernel's random address when its first byte is f0 or above already.
+        let first = u8::from_str_radix(&tap.address.as_deref().unwrap()[..2], 16).unwrap();
+        assert!(first >= 0xf0, "{tap:#?}");
+        assert_eq!(taps().len(), 1);
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let _ = child.wait();
+        wait_until(Duration::from_secs(10), "the tap to go with QEMU", || {
+            taps().is_empty().then_some(())
+        });
+    }
 }
