@@ -1571,3 +1571,62 @@ fn helper_options_work_as_written() {
         });
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tests the prose names.
+
+/// Every `fn` of the repository's Rust sources.
+fn all_fns() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() && !name.starts_with('.') && name != "target" {
+                walk(&path, out);
+            } else if name.ends_with(".rs") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for part in text.split("fn ").skip(1) {
+                    let id: String = part
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    out.insert(id);
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(root(), &mut out);
+    out
+}
+
+/// The test names that SECURITY.md, DESIGN.md, the README and the guide quote in backticks
+/// (snake_case words with three or more underscores, alone or after `file.rs::`) are functions
+/// of this repository: a renamed test does not leave a reference behind.
+#[test]
+fn the_tests_the_docs_name_exist() {
+    let fns = all_fns();
+    let mut missing = Vec::new();
+    for doc in [
+        "docs/SECURITY.md",
+        "docs/DESIGN.md",
+        "README.md",
+        "docs/GUIDE.md",
+    ] {
+        let text = read(doc);
+        for (i, quoted) in text.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue;
+            }
+            let name = quoted.rsplit([':', ' ']).next().unwrap_or_default();
+            let is_test_name = name.matches('_').count() >= 3
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if is_test_name && !fns.contains(name) {
+                missing.push(format!("{doc}: `{quoted}`"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no such fn:\n{}", missing.join("\n"));
+}
