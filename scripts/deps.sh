@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install (once) Debian packages: those named as arguments, or without arguments the ones the
 # demo and the tests need (libvirt for tests/bridge_helper.rs: a private session libvirtd, never
-# started as a service; qemu-system-common for Debian's qemu-bridge-helper).
+# started as a service; qemu-system-common for Debian's qemu-bridge-helper; mandoc and groff-base
+# for tests/docs.rs's man-page lint).
 set -euo pipefail
 if [ $# -gt 0 ]; then
     pkgs=("$@")
 else
     pkgs=(qemu-system-x86 qemu-system-common busybox-static linux-image-amd64 iproute2 libcap2-bin
-          util-linux strace libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+          util-linux strace libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients mandoc
+          groff-base)
 fi
 need=()
 for p in "${pkgs[@]}"; do
