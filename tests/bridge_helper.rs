@@ -10,7 +10,7 @@
 //!
 //! Each test runs in its own network namespace ([`Netns`]); the helper reads the test's own
 //! `/etc/qemu/bridge.conf` ([`PrivateEtc`] bound over `/etc` in a mount namespace of its own, or
-//! the private `/etc` of a [`LibvirtSession`]). Needs root, qemu-system-x86 (with
+//! the private `/etc` of a [`Libvirtd`] session). Needs root, qemu-system-x86 (with
 //! qemu-system-common's helper), busybox-static, linux-image-amd64, util-linux, libcap2-bin and,
 //! for the libvirt tests, libvirt-daemon, libvirt-daemon-driver-qemu and libvirt-clients
 //! (`scripts/deps.sh`).
@@ -20,10 +20,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ifup_testkit::bridge_helper::{self, HelperCall, HelperOutcome, Invocation};
-use ifup_testkit::libvirt::{Domain, LibvirtSession, SessionConfig};
+use ifup_testkit::libvirt::{Domain, Libvirtd, SessionConfig};
 use ifup_testkit::privileged::{self, install_copy, Caller, Install, PrivateEtc};
 use ifup_testkit::{
-    add_bridge, add_veth, ip, links, marker, GuestImage, Link, Netns, NicModel, Qemu, QEMU_TIMEOUT,
+    add_bridge, add_veth, ip, links, marker, taps, GuestImage, Link, Netns, NicModel, Qemu,
+    QEMU_TIMEOUT,
 };
 
 /// The unprivileged user who runs the helper, QEMU and the libvirt session (numeric: no passwd
@@ -91,14 +92,6 @@ impl World {
     fn call(&self, invocation: Invocation, bridge: &str) -> HelperCall {
         HelperCall::new(invocation, bridge, &self.etc, &alice())
     }
-}
-
-/// The taps (tun links) of the namespace.
-fn taps() -> Vec<Link> {
-    links()
-        .into_iter()
-        .filter(|l| l.kind.as_deref() == Some("tun"))
-        .collect()
 }
 
 #[track_caller]
@@ -319,8 +312,8 @@ fn qemu_refused_bridges(helper: &Helper) -> Vec<(HelperOutcome, String)> {
 
 const LIBVIRT_USER: u32 = 12351;
 
-fn session(helper: &Helper) -> LibvirtSession {
-    LibvirtSession::start(
+fn session(helper: &Helper) -> Libvirtd {
+    Libvirtd::session(
         SessionConfig::new(LIBVIRT_USER, &helper.path).bridge_conf(&format!("allow {BR}\n")),
     )
 }

@@ -8,7 +8,8 @@
 //!   by the `script=`/`downscript=` under test, or (`-netdev bridge`) by a bridge helper; the guest
 //!   pings the host and reports on its console.
 //! - [`bridge_helper`] runs a `qemu-bridge-helper` the way QEMU and libvirt do and receives the tap
-//!   it sends; [`libvirt`] runs a private `libvirtd` for `qemu:///session` as an unprivileged user.
+//!   it sends; [`libvirt`] runs a private `libvirtd`: for `qemu:///session` as an unprivileged
+//!   user, or for `qemu:///system` as root.
 //!
 //! Privileged helpers fail loudly ([`require_root`]) rather than skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -370,6 +371,14 @@ pub fn expect_link(name: &str) -> Link {
 /// All links of the test namespace.
 pub fn links() -> Vec<Link> {
     parse_links(&ip(&["-j", "-d", "link", "show"]), "ip -j -d link show")
+}
+
+/// The taps (tun links) of the test namespace.
+pub fn taps() -> Vec<Link> {
+    links()
+        .into_iter()
+        .filter(|l| l.kind.as_deref() == Some("tun"))
+        .collect()
 }
 
 /// Polls `cond` every 20 ms until it returns `Some`; panics after `timeout`, naming `what`.

@@ -1,27 +1,45 @@
-//! A private libvirt for `qemu:///session`: `libvirtd` run by an unprivileged user, as a desktop
-//! user's session daemon would be, but in namespaces of its own so nothing of it reaches the host.
+//! Private libvirt daemons: the session instance (`qemu:///session`, [`Libvirtd::session`]), run
+//! by an unprivileged user as a desktop user's session daemon would be, and the system instance
+//! (`qemu:///system`, [`Libvirtd::system`]), run by root as the distribution's service would be.
+//! Each runs in namespaces of its own, so nothing of it reaches the host.
 //!
-//! [`LibvirtSession::start`] runs `unshare --mount --pid --fork --kill-child --mount-proc` from the
-//! calling thread (so libvirtd, the helper it runs and QEMU share the test's network namespace).
+//! Both run `unshare --mount --pid --fork --kill-child --mount-proc` from the calling thread (so
+//! libvirtd, the helpers and scripts it runs and QEMU share the test's network namespace).
 //! Inside, a root shell (the pid namespace's init, which also reaps the QEMU processes libvirt
 //! daemonizes: without a reaper libvirt waits ~30 s per process for zombies to die) mounts:
 //!
-//! - a tmpfs on `/run`, holding the upper layers of overlays on `/etc` and `/var`, so the user
-//!   (`/etc/passwd`, `/etc/group`) and `/etc/qemu/bridge.conf` exist only there;
-//! - tmpfs on `/tmp` and `/home` (the user's `HOME`, with `~/.config/libvirt/qemu.conf` naming the
-//!   bridge helper), and a sysfs of the test's network namespace on `/sys`;
+//! - a tmpfs on `/run`, holding the upper layers of overlays on `/etc` and `/var` (and, for the
+//!   system instance, `/usr/libexec`), so whatever the test or libvirt writes there exists only
+//!   in the namespace. The empty `/run` also hides the host's D-Bus and systemd, and the host
+//!   libvirt's own sockets and state;
+//! - the instance's own files (below), then a tmpfs on `/tmp` and a sysfs of the test's network
+//!   namespace on `/sys` (sysfs shows the devices of the namespace that mounts it);
 //!
-//! then starts `libvirtd` as the user with `HOME`, `XDG_RUNTIME_DIR=/run/user/UID` and a clean
-//! `PATH`, and waits. Dropping the session SIGKILLs that init: the kernel then kills everything in
-//! the pid namespace (libvirtd, QEMU), the taps close with QEMU, and the mounts vanish with the
-//! mount namespace. `virsh` runs in the same namespaces through `nsenter`, as the user.
+//! then starts `libvirtd` with a clean environment, and waits. Dropping the [`Libvirtd`] SIGKILLs
+//! that init: the kernel then kills everything in the pid namespace (libvirtd, QEMU), the taps
+//! close with QEMU, and the mounts vanish with the mount namespace. `virsh` runs in the same
+//! namespaces through `nsenter`, as the daemon's user. `<domain type='qemu'>` makes libvirt pass
+//! `-accel tcg`. `stdio_handler = "file"` in `qemu.conf` keeps `virtlogd` (a daemon no one
+//! starts here) out: QEMU's log is a plain file ([`Libvirtd::domain_log`]).
 //!
-//! libvirt's session mode runs the bridge helper itself (QEMU gets only the tap's descriptor, and
-//! runs under `-sandbox …,spawn=deny`): `HELPER [--use-vnet] --br=BR --fd=N`, `--use-vnet` only for
-//! a virtio NIC, stdin and stdout `/dev/null`, stderr a pipe whose text ends up in virsh's error.
-//! `<domain type='qemu'>` makes libvirt pass `-accel tcg`; the user cannot open `/dev/kvm` anyway.
-//! `stdio_handler = "file"` keeps `virtlogd` out (QEMU's log is `~/.cache/libvirt/qemu/log/`).
+//! **Session**: the user (`/etc/passwd`, `/etc/group`) and `/etc/qemu/bridge.conf` exist only in
+//! the overlay; `/home` is a tmpfs holding the user's `HOME`, with `~/.config/libvirt/qemu.conf`
+//! naming the bridge helper; libvirtd runs as the user with `HOME`,
+//! `XDG_RUNTIME_DIR=/run/user/UID` and a clean `PATH`. Session mode runs the bridge helper itself
+//! (QEMU gets only the tap's descriptor, and runs under `-sandbox …,spawn=deny`):
+//! `HELPER [--use-vnet] --br=BR --fd=N`, `--use-vnet` only for a virtio NIC, stdin and stdout
+//! `/dev/null`, stderr a pipe whose text ends up in virsh's error.
+//!
+//! **System**: copies of the binaries under test are `/usr/libexec/qemu-ifup-rs` and
+//! `/usr/libexec/qemu-ifdown-rs` (in the overlay), so a domain names them as the packages install
+//! them; `/etc/qemu-ifup-rs.conf` holds the test's rules; `/etc/libvirt` is an empty tmpfs but
+//! for `qemu.conf` ([`SystemConfig::qemu_conf`] says what each setting is for), so none of the
+//! host's libvirt configuration (defined domains and networks, their autostart links) applies;
+//! libvirtd runs as root with `PATH`, `HOME=/root` and whatever the test adds
+//! ([`SystemConfig::env`]). For `<interface type='ethernet'>` libvirt creates the tap itself and
+//! runs `<script path=…>` / `<downscript path=…>` with the tap's name.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -31,6 +49,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::bins::{INSTALLED_DOWN, INSTALLED_UP};
 use crate::{
     assert_in_test_netns, output_within, require_root, GuestImage, NicModel, PipeReader, RunOutput,
     CLEAN_PATH,
@@ -40,25 +59,52 @@ use crate::{
 /// libvirtd probe QEMU, which takes seconds under TCG on a loaded machine).
 pub const LIBVIRT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The URI `virsh` connects to.
+/// The URI of the session instance.
 pub const SESSION_URI: &str = "qemu:///session";
 
-/// The script `unshare` runs as the new pid namespace's init. `$1` uid, `$2` gid, `$3` user name,
-/// `$4` the text of `/etc/qemu/bridge.conf`, `$5` the text of `~/.config/libvirt/qemu.conf`,
-/// `$6` PATH for libvirtd.
-const SESSION_INIT: &str = r#"set -eu
-uid=$1 gid=$2 user=$3 bridge_conf=$4 qemu_conf=$5 path=$6
-home=/home/$user
+/// The URI of the system instance.
+pub const SYSTEM_URI: &str = "qemu:///system";
+
+/// Where the init shell keeps the overlays' upper layers, libvirtd's log and (system instance)
+/// the domains' XML and consoles: root's only.
+const PRIVATE_DIR: &str = "/run/.ifup-testkit";
+
+/// The start of every instance's init script (`unshare` runs it as the new pid namespace's
+/// init): `/run`, the log, overlays on `/etc` and `/var`, and `overlay DIR` for more.
+const INIT_START: &str = r#"set -eu
 mount -t tmpfs -o mode=0755 ifup-testkit /run
 mkdir -m 0700 /run/.ifup-testkit
 exec 2>>/run/.ifup-testkit/libvirtd.log
-for d in etc var; do
-    mkdir "/run/.ifup-testkit/$d.upper" "/run/.ifup-testkit/$d.work"
-    mount -t overlay -o "lowerdir=/$d,upperdir=/run/.ifup-testkit/$d.upper,workdir=/run/.ifup-testkit/$d.work" ifup-testkit "/$d"
-done
-mount -t tmpfs -o mode=1777 ifup-testkit /tmp
-mount -t tmpfs -o mode=0755 ifup-testkit /home
+# overlay DIR: /DIR as the host has it, every change kept in /run.
+overlay() {
+    upper=/run/.ifup-testkit/$(printf '%s' "$1" | tr / _)
+    mkdir "$upper.upper" "$upper.work"
+    mount -t overlay -o "lowerdir=/$1,upperdir=$upper.upper,workdir=$upper.work" ifup-testkit "/$1"
+}
+overlay etc
+overlay var
+"#;
+
+/// The end of every init script. The instance's part (between [`INIT_START`] and this) has
+/// shifted its own parameters away: what is left is the command that starts libvirtd.
+const INIT_END: &str = r#"mount -t tmpfs -o mode=1777 ifup-testkit /tmp
 mount -t sysfs ifup-testkit /sys
+cd /
+echo "ifup-testkit: starting $*" >&2
+"$@" </dev/null >/dev/null &
+libvirtd=$!
+# The init of this pid namespace: reap whatever is orphaned here (QEMU after libvirt's double
+# fork) for as long as libvirtd lives.
+while kill -0 "$libvirtd" 2>/dev/null; do wait || true; done
+echo "ifup-testkit: libvirtd exited" >&2
+"#;
+
+/// The session instance's part of the init script. `$1` uid, `$2` gid, `$3` user name, `$4` the
+/// text of `/etc/qemu/bridge.conf`, `$5` the text of `~/.config/libvirt/qemu.conf`.
+const SESSION_INIT: &str = r#"uid=$1 gid=$2 user=$3 bridge_conf=$4 qemu_conf=$5
+shift 5
+home=/home/$user
+mount -t tmpfs -o mode=0755 ifup-testkit /home
 echo "$user:x:$uid:$gid:ifup-testkit libvirt session user:$home:/bin/sh" >> /etc/passwd
 echo "$user:x:$gid:" >> /etc/group
 mkdir -p -m 0755 /etc/qemu
@@ -68,20 +114,30 @@ mkdir -p "$home/.config/libvirt" "/run/user/$uid"
 printf '%s' "$qemu_conf" > "$home/.config/libvirt/qemu.conf"
 chown -R "$uid:$gid" "$home" "/run/user/$uid"
 chmod 0700 "/run/user/$uid"
-cd /
-echo "ifup-testkit: starting libvirtd as uid $uid" >&2
-setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all -- \
-    env -i HOME="$home" USER="$user" LOGNAME="$user" XDG_RUNTIME_DIR="/run/user/$uid" PATH="$path" \
-    libvirtd </dev/null >/dev/null &
-libvirtd=$!
-# The init of this pid namespace: reap whatever is orphaned here (QEMU after libvirt's double
-# fork) for as long as libvirtd lives.
-while kill -0 "$libvirtd" 2>/dev/null; do wait || true; done
-echo "ifup-testkit: libvirtd exited" >&2
+"#;
+
+/// The system instance's part of the init script. `$1` the `qemu-ifup` to install, `$2` the
+/// `qemu-ifdown`, `$3` the text of `/etc/qemu-ifup-rs.conf`, `$4` the text of
+/// `/etc/libvirt/qemu.conf`. Copied before `/tmp` is covered: the build may live there.
+const SYSTEM_INIT: &str = r#"ifup=$1 ifdown=$2 ifup_conf=$3 qemu_conf=$4
+shift 4
+overlay usr/libexec
+install -m 0755 "$ifup" /usr/libexec/qemu-ifup-rs
+install -m 0755 "$ifdown" /usr/libexec/qemu-ifdown-rs
+printf '%s' "$ifup_conf" > /etc/qemu-ifup-rs.conf
+chmod 0644 /etc/qemu-ifup-rs.conf
+mkdir -p /etc/libvirt
+mount -t tmpfs -o mode=0755 ifup-testkit /etc/libvirt
+printf '%s' "$qemu_conf" > /etc/libvirt/qemu.conf
+# Debian's libvirt looks up its built-in QEMU user before it reads qemu.conf, and stops if
+# there is none (libvirt-daemon-system creates it; the test's qemu.conf then says root).
+grep -q '^libvirt-qemu:' /etc/passwd ||
+    echo 'libvirt-qemu:x:64055:64055:ifup-testkit:/var/lib/libvirt:/usr/sbin/nologin' >> /etc/passwd
+grep -q '^libvirt-qemu:' /etc/group || echo 'libvirt-qemu:x:64055:' >> /etc/group
 "#;
 
 /// Panics, naming the Debian package, unless libvirtd with its QEMU driver, virsh and the
-/// util-linux tools the session needs are installed.
+/// util-linux tools the instances need are installed.
 pub fn require_libvirt() {
     require_root();
     for (tool, package) in [
@@ -116,7 +172,7 @@ pub fn require_libvirt() {
     );
 }
 
-/// Who runs the session daemon and what it is configured with; see [`LibvirtSession::start`].
+/// Who runs the session daemon and what it is configured with; see [`Libvirtd::session`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// The unprivileged user: uid, primary gid (no supplementary groups), name.
@@ -166,30 +222,225 @@ impl SessionConfig {
             self.qemu_conf_extra
         )
     }
+
+    /// `HOME` inside the session (`/home/USER`).
+    fn home(&self) -> String {
+        format!("/home/{}", self.user)
+    }
 }
 
-/// A running private session libvirtd; see the module documentation. Stopped on drop.
-pub struct LibvirtSession {
-    config: SessionConfig,
+/// What the system daemon is configured with; see [`Libvirtd::system`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemConfig {
+    /// Copied to `/usr/libexec/qemu-ifup-rs` (normally `env!("CARGO_BIN_EXE_qemu-ifup")`).
+    pub ifup: PathBuf,
+    /// Copied to `/usr/libexec/qemu-ifdown-rs`.
+    pub ifdown: PathBuf,
+    /// The text of `/etc/qemu-ifup-rs.conf` (owned by root, mode 0644).
+    pub ifup_conf: String,
+    /// Variables for libvirtd's environment besides `PATH` and `HOME=/root`.
+    pub env: Vec<(String, String)>,
+}
+
+impl SystemConfig {
+    /// The given binaries, `/etc/qemu-ifup-rs.conf` with `ifup_conf`, no more environment.
+    pub fn new(ifup: &Path, ifdown: &Path, ifup_conf: &str) -> SystemConfig {
+        SystemConfig {
+            ifup: ifup.to_owned(),
+            ifdown: ifdown.to_owned(),
+            ifup_conf: ifup_conf.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Adds `NAME=VALUE` to libvirtd's environment.
+    pub fn env(mut self, name: &str, value: &str) -> SystemConfig {
+        assert!(
+            !name.is_empty() && !name.contains('='),
+            "not a variable name: {name:?}"
+        );
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `/etc/libvirt/qemu.conf`: what the system instance needs to run in the namespace, without
+    /// systemd, and without touching anything of the host.
+    ///
+    /// - `user`/`group` root: QEMU then reads the test's files and writes its console where
+    ///   libvirtd can (Debian's default, `libvirt-qemu`, could do neither here);
+    /// - `dynamic_ownership = 0`: otherwise libvirt chowns the guest's kernel, initrd and console
+    ///   to QEMU's user while the domain runs, and records their owners in `trusted.libvirt.*`
+    ///   xattrs on those (host) files; both measured on the kernel of a test image;
+    /// - `security_driver = "none"`: on a host with AppArmor (Debian's default), libvirt would
+    ///   load a profile for each domain into the host's kernel;
+    /// - `cgroup_controllers = [ ]`: with no systemd-machined to ask (the empty `/run` hides
+    ///   D-Bus), libvirt makes the domain's cgroups itself, under the host's hierarchy; with the
+    ///   namespace's fresh sysfs it cannot, and `virsh create` fails ("Failed to create v1
+    ///   controller cpu for group"); with no controller asked for, libvirt goes on without;
+    /// - `stdio_handler = "file"`: no `virtlogd`.
+    pub fn qemu_conf(&self) -> String {
+        "# written by ifup_testkit::libvirt\nuser = \"root\"\ngroup = \"root\"\n\
+         dynamic_ownership = 0\nsecurity_driver = \"none\"\ncgroup_controllers = [ ]\n\
+         stdio_handler = \"file\"\n"
+            .to_owned()
+    }
+}
+
+/// Which instance a [`Libvirtd`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Instance {
+    Session(SessionConfig),
+    System(SystemConfig),
+}
+
+impl Instance {
+    fn uri(&self) -> &'static str {
+        match self {
+            Instance::Session(_) => SESSION_URI,
+            Instance::System(_) => SYSTEM_URI,
+        }
+    }
+
+    /// The owner of the files the test writes for the instance (XML): the daemon's user.
+    fn owner(&self) -> (u32, u32) {
+        match self {
+            Instance::Session(c) => (c.uid, c.gid),
+            Instance::System(_) => (0, 0),
+        }
+    }
+
+    /// Where the domains' XML and consoles go: the user's `HOME`, or root's private directory.
+    fn work_dir(&self) -> String {
+        match self {
+            Instance::Session(c) => c.home(),
+            Instance::System(_) => PRIVATE_DIR.to_owned(),
+        }
+    }
+
+    /// The socket libvirtd listens on.
+    fn socket(&self) -> String {
+        match self {
+            Instance::Session(c) => format!("/run/user/{}/libvirt/libvirt-sock", c.uid),
+            Instance::System(_) => "/run/libvirt/libvirt-sock".to_owned(),
+        }
+    }
+
+    /// QEMU's log of domain `name` (command line, environment, stderr).
+    fn domain_log(&self, name: &str) -> String {
+        match self {
+            Instance::Session(c) => format!("{}/.cache/libvirt/qemu/log/{name}.log", c.home()),
+            Instance::System(_) => format!("/var/log/libvirt/qemu/{name}.log"),
+        }
+    }
+
+    /// The command that runs what follows it as the daemon's user, in a clean environment:
+    /// it ends in `env -i VAR=VALUE…`, so more variables and then the program may follow.
+    fn as_user(&self) -> Vec<String> {
+        let path = format!("PATH={CLEAN_PATH}");
+        match self {
+            Instance::Session(c) => vec![
+                "setpriv".to_owned(),
+                format!("--reuid={}", c.uid),
+                format!("--regid={}", c.gid),
+                "--clear-groups".to_owned(),
+                "--inh-caps=-all".to_owned(),
+                "--".to_owned(),
+                "env".to_owned(),
+                "-i".to_owned(),
+                format!("HOME={}", c.home()),
+                format!("USER={}", c.user),
+                format!("LOGNAME={}", c.user),
+                format!("XDG_RUNTIME_DIR=/run/user/{}", c.uid),
+                path,
+            ],
+            Instance::System(_) => vec![
+                "env".to_owned(),
+                "-i".to_owned(),
+                "HOME=/root".to_owned(),
+                path,
+            ],
+        }
+    }
+
+    /// The instance's part of the init script and its parameters, then the command that starts
+    /// libvirtd.
+    fn init(&self) -> (&'static str, Vec<OsString>) {
+        let mut args: Vec<OsString> = match self {
+            Instance::Session(c) => vec![
+                c.uid.to_string().into(),
+                c.gid.to_string().into(),
+                c.user.clone().into(),
+                c.bridge_conf.clone().into(),
+                c.qemu_conf().into(),
+            ],
+            Instance::System(c) => vec![
+                c.ifup.clone().into(),
+                c.ifdown.clone().into(),
+                c.ifup_conf.clone().into(),
+                c.qemu_conf().into(),
+            ],
+        };
+        args.extend(self.as_user().into_iter().map(OsString::from));
+        if let Instance::System(c) = self {
+            args.extend(
+                c.env
+                    .iter()
+                    .map(|(k, v)| OsString::from(format!("{k}={v}"))),
+            );
+        }
+        args.push("libvirtd".into());
+        let part = match self {
+            Instance::Session(_) => SESSION_INIT,
+            Instance::System(_) => SYSTEM_INIT,
+        };
+        (part, args)
+    }
+}
+
+/// A running private libvirtd; see the module documentation. Stopped on drop.
+pub struct Libvirtd {
+    instance: Instance,
     /// `unshare`, our child.
     unshare: Child,
-    /// The pid (in our namespace) of the session's init shell.
+    /// The pid (in our namespace) of the instance's init shell.
     init: u32,
     /// `unshare`'s stderr: what the init shell printed before its log file existed.
     early_stderr: Option<PipeReader>,
 }
 
-impl LibvirtSession {
-    /// Starts libvirtd as `config.uid` in private namespaces (see the module documentation), in
-    /// the calling thread's network namespace (a [`crate::Netns`]), and waits until it listens.
-    /// Panics, with libvirtd's output, if it does not within [`LIBVIRT_TIMEOUT`].
-    pub fn start(config: SessionConfig) -> LibvirtSession {
-        require_libvirt();
-        assert_in_test_netns("starting libvirtd");
+impl Libvirtd {
+    /// Starts the session instance: libvirtd as `config.uid` in private namespaces (see the
+    /// module documentation), in the calling thread's network namespace (a [`crate::Netns`]),
+    /// and waits until it listens. Panics, with libvirtd's output, if it does not within
+    /// [`LIBVIRT_TIMEOUT`].
+    pub fn session(config: SessionConfig) -> Libvirtd {
         assert!(
             Path::new("/home").is_dir(),
             "/home does not exist: the session's HOME is a tmpfs mounted on it"
         );
+        Libvirtd::start(Instance::Session(config))
+    }
+
+    /// Starts the system instance: libvirtd as root in private namespaces (see the module
+    /// documentation), in the calling thread's network namespace (a [`crate::Netns`]), with
+    /// `config`'s binaries in `/usr/libexec` and its rules in `/etc/qemu-ifup-rs.conf`, and waits
+    /// until it listens. Panics, with libvirtd's output, if it does not within
+    /// [`LIBVIRT_TIMEOUT`].
+    pub fn system(config: SystemConfig) -> Libvirtd {
+        for bin in [&config.ifup, &config.ifdown] {
+            assert!(bin.is_file(), "{} does not exist", bin.display());
+        }
+        assert!(
+            Path::new("/usr/libexec").is_dir(),
+            "/usr/libexec does not exist: the system instance's helpers are in an overlay on it"
+        );
+        Libvirtd::start(Instance::System(config))
+    }
+
+    fn start(instance: Instance) -> Libvirtd {
+        require_libvirt();
+        assert_in_test_netns("starting libvirtd");
+        let (part, args) = instance.init();
         let mut cmd = Command::new("unshare");
         cmd.args([
             "--mount",
@@ -202,15 +453,10 @@ impl LibvirtSession {
             "--",
             "/bin/sh",
             "-c",
-            SESSION_INIT,
+            &format!("{INIT_START}{part}{INIT_END}"),
             "ifup-testkit-libvirt",
         ])
-        .arg(config.uid.to_string())
-        .arg(config.gid.to_string())
-        .arg(&config.user)
-        .arg(&config.bridge_conf)
-        .arg(config.qemu_conf())
-        .arg(CLEAN_PATH)
+        .args(args)
         .env_clear()
         .env("PATH", CLEAN_PATH)
         .stdin(Stdio::null())
@@ -220,15 +466,15 @@ impl LibvirtSession {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
         let early_stderr = unshare.stderr.take().map(PipeReader::spawn);
-        let mut session = LibvirtSession {
-            config,
+        let mut lv = Libvirtd {
+            instance,
             init: 0,
             unshare,
             early_stderr,
         };
         let deadline = Instant::now() + LIBVIRT_TIMEOUT;
-        let children = format!("/proc/{0}/task/{0}/children", session.unshare.id());
-        session.init = session.poll(deadline, "unshare to fork the session's init", |_| {
+        let children = format!("/proc/{0}/task/{0}/children", lv.unshare.id());
+        lv.init = lv.poll(deadline, "unshare to fork the instance's init", |_| {
             std::fs::read_to_string(&children)
                 .ok()?
                 .split_whitespace()
@@ -236,17 +482,14 @@ impl LibvirtSession {
                 .parse()
                 .ok()
         });
-        let socket = session.path_in_ns(&format!(
-            "/run/user/{}/libvirt/libvirt-sock",
-            session.config.uid
-        ));
-        session.poll(deadline, "libvirtd to listen", |_| {
+        let socket = lv.path_in_ns(&lv.instance.socket());
+        lv.poll(deadline, "libvirtd to listen", |_| {
             socket.exists().then_some(())
         });
-        session
+        lv
     }
 
-    /// Polls `cond` every 20 ms until `deadline`; panics with the session's logs if the
+    /// Polls `cond` every 20 ms until `deadline`; panics with the instance's logs if the
     /// namespace's init exits first or the deadline passes.
     fn poll<T>(
         &mut self,
@@ -265,7 +508,7 @@ impl LibvirtSession {
                     .map(|p| p.text(Duration::from_secs(2)))
                     .unwrap_or_default();
                 panic!(
-                    "the libvirt session ended ({status}) while waiting for {what}:\n{early}\n{}",
+                    "the private libvirtd ended ({status}) while waiting for {what}:\n{early}\n{}",
                     self.libvirtd_log()
                 );
             }
@@ -279,85 +522,70 @@ impl LibvirtSession {
         }
     }
 
-    /// The session's configuration.
-    pub fn config(&self) -> &SessionConfig {
-        &self.config
-    }
-
-    /// The pid (in the test's pid namespace) of the session's init shell.
+    /// The pid (in the test's pid namespace) of the instance's init shell.
     pub fn init_pid(&self) -> u32 {
         self.init
     }
 
-    /// The user's `HOME` inside the session (`/home/USER`).
-    pub fn home(&self) -> String {
-        format!("/home/{}", self.config.user)
+    /// The URI `virsh` connects to.
+    pub fn uri(&self) -> &'static str {
+        self.instance.uri()
     }
 
-    /// Where `path` (absolute, as the session sees it) is reachable from the test, through
+    /// Where `path` (absolute, as the instance sees it) is reachable from the test, through
     /// `/proc/INIT/root`.
     pub fn path_in_ns(&self, path: &str) -> PathBuf {
         assert!(path.starts_with('/'), "absolute path expected: {path:?}");
         PathBuf::from(format!("/proc/{}/root{path}", self.init))
     }
 
-    /// The text of `path` inside the session, or `None` if it cannot be read.
+    /// The text of `path` inside the instance, or `None` if it cannot be read.
     pub fn read(&self, path: &str) -> Option<String> {
         std::fs::read_to_string(self.path_in_ns(path)).ok()
     }
 
-    /// Writes `text` to `path` inside the session, owned by the user, mode 0644.
-    pub fn write_user_file(&self, path: &str, text: &str) {
+    /// Writes `text` to `path` inside the instance, owned by the daemon's user, with `mode`.
+    pub fn write_file(&self, path: &str, text: &str, mode: u32) {
         let real = self.path_in_ns(path);
+        let (uid, gid) = self.instance.owner();
         std::fs::write(&real, text).unwrap_or_else(|e| panic!("write {}: {e}", real.display()));
-        std::os::unix::fs::lchown(&real, Some(self.config.uid), Some(self.config.gid))
+        std::os::unix::fs::lchown(&real, Some(uid), Some(gid))
             .unwrap_or_else(|e| panic!("chown {}: {e}", real.display()));
-        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644))
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode))
             .unwrap_or_else(|e| panic!("chmod {}: {e}", real.display()));
     }
 
     /// libvirtd's stderr so far (its own log lines at level warning and above), with the init
     /// shell's messages.
     pub fn libvirtd_log(&self) -> String {
-        self.read("/run/.ifup-testkit/libvirtd.log")
+        self.read(&format!("{PRIVATE_DIR}/libvirtd.log"))
             .unwrap_or_else(|| "(no libvirtd log)".to_owned())
     }
 
-    /// QEMU's log for domain `name` (`~/.cache/libvirt/qemu/log/NAME.log`: command line,
-    /// environment, stderr).
+    /// QEMU's log for domain `name` (session: `~/.cache/libvirt/qemu/log/NAME.log`, system:
+    /// `/var/log/libvirt/qemu/NAME.log`): libvirt's notes, QEMU's command line and stderr.
     pub fn domain_log(&self, name: &str) -> String {
-        self.read(&format!(
-            "{}/.cache/libvirt/qemu/log/{name}.log",
-            self.home()
-        ))
-        .unwrap_or_default()
+        self.read(&self.instance.domain_log(name))
+            .unwrap_or_default()
     }
 
-    /// Runs `virsh -c qemu:///session ARGS` as the user inside the session (`nsenter` into its
-    /// mount and pid namespaces, `setpriv` to the user, an environment of `HOME`, `USER`,
-    /// `XDG_RUNTIME_DIR`, `PATH` and `LIBVIRT_AUTOSTART=0`, so virsh never starts a daemon of
-    /// its own). Panics if it takes longer than [`LIBVIRT_TIMEOUT`].
+    /// Runs `virsh -c URI ARGS` as the daemon's user inside the instance (`nsenter` into its
+    /// mount and pid namespaces, the user's clean environment plus `LIBVIRT_AUTOSTART=0`, so
+    /// virsh never starts a daemon of its own). Panics if it takes longer than
+    /// [`LIBVIRT_TIMEOUT`].
     pub fn virsh(&self, args: &[&str]) -> RunOutput {
-        let c = &self.config;
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--target={}", self.init))
-            .args(["--mount", "--pid", "--wd=/", "--", "setpriv"])
-            .arg(format!("--reuid={}", c.uid))
-            .arg(format!("--regid={}", c.gid))
-            .args(["--clear-groups", "--inh-caps=-all", "--", "env", "-i"])
-            .arg(format!("HOME={}", self.home()))
-            .arg(format!("USER={}", c.user))
-            .arg(format!("LOGNAME={}", c.user))
-            .arg(format!("XDG_RUNTIME_DIR=/run/user/{}", c.uid))
-            .arg(format!("PATH={CLEAN_PATH}"))
-            .args(["LIBVIRT_AUTOSTART=0", "virsh", "-c", SESSION_URI])
+            .args(["--mount", "--pid", "--wd=/", "--"])
+            .args(self.instance.as_user())
+            .args(["LIBVIRT_AUTOSTART=0", "virsh", "-c", self.uri()])
             .args(args)
             .env_clear()
             .env("PATH", CLEAN_PATH);
         output_within(cmd, LIBVIRT_TIMEOUT, &format!("virsh {}", args.join(" ")))
     }
 
-    /// Like [`LibvirtSession::virsh`], but panics with the output and the logs unless it succeeds.
+    /// Like [`Libvirtd::virsh`], but panics with the output and the logs unless it succeeds.
     /// Returns stdout.
     pub fn virsh_ok(&self, args: &[&str]) -> String {
         let out = self.virsh(args);
@@ -371,17 +599,22 @@ impl LibvirtSession {
         out.stdout
     }
 
-    /// Writes the domain's XML to `~/NAME.xml` and runs `virsh create` on it (a transient domain,
-    /// gone once it stops). Returns virsh's output, whatever its exit status.
+    /// Writes the domain's XML to `NAME.xml` in the instance's directory for them (the user's
+    /// `HOME`, or root's private one) and runs `virsh create` on it (a transient domain, gone
+    /// once it stops). Returns virsh's output, whatever its exit status.
     pub fn create(&self, domain: &Domain) -> RunOutput {
-        let xml_path = format!("{}/{}.xml", self.home(), domain.name);
-        self.write_user_file(&xml_path, &domain.xml(&self.console_path(&domain.name)));
+        let xml_path = format!("{}/{}.xml", self.instance.work_dir(), domain.name);
+        self.write_file(
+            &xml_path,
+            &domain.xml(&self.console_path(&domain.name)),
+            0o644,
+        );
         self.virsh(&["create", &xml_path])
     }
 
-    /// Where the serial console of domain `name` is written, inside the session.
+    /// Where the serial console of domain `name` is written, inside the instance.
     pub fn console_path(&self, name: &str) -> String {
-        format!("{}/{name}.console", self.home())
+        format!("{}/{name}.console", self.instance.work_dir())
     }
 
     /// The guest's serial console so far.
@@ -448,7 +681,7 @@ impl LibvirtSession {
     }
 }
 
-impl Drop for LibvirtSession {
+impl Drop for Libvirtd {
     fn drop(&mut self) {
         // SIGKILL to the pid namespace's init: the kernel kills every process in it, and
         // `unshare`, which waits for its child, exits; then we reap it. (A signal to `unshare`
@@ -470,13 +703,29 @@ impl Drop for LibvirtSession {
     }
 }
 
-/// A transient TCG domain booting the test guest ([`GuestImage`]) with one NIC on a bridge
-/// (`<interface type='bridge'>`); its XML is [`Domain::xml`].
+/// A domain's one NIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interface {
+    /// `<interface type='bridge'>` on this bridge (session mode runs the bridge helper for it).
+    Bridge(String),
+    /// `<interface type='ethernet'>`: libvirt creates tap `target` and runs `script` with its
+    /// name, `downscript` once it is gone.
+    Ethernet {
+        target: String,
+        script: String,
+        downscript: String,
+    },
+}
+
+/// A transient TCG domain booting the test guest ([`GuestImage`]) with one NIC
+/// ([`Interface`]); its XML is [`Domain::xml`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
     pub name: String,
     pub image: GuestImage,
-    pub bridge: String,
+    pub interface: Interface,
+    /// The guest's MAC (`<mac address=…/>`); libvirt picks one when `None`.
+    pub mac: Option<String>,
     pub model: NicModel,
     /// Kernel command-line arguments after the defaults (`console=ttyS0 panic=-1 quiet`).
     pub cmdline: Vec<String>,
@@ -485,8 +734,29 @@ pub struct Domain {
 
 impl Domain {
     /// Domain `name` booting `image`, its NIC (`model`) on `bridge`. The image must be readable
-    /// by the session's user (build it under [`crate::privileged::suitable_base`]).
+    /// by the daemon's user (for a session, build it under [`crate::privileged::suitable_base`]).
     pub fn new(name: &str, image: &GuestImage, bridge: &str, model: NicModel) -> Domain {
+        Domain::with_interface(name, image, Interface::Bridge(bridge.to_owned()), model)
+    }
+
+    /// Domain `name` booting `image`, its NIC (`model`) a generic ethernet interface on tap
+    /// `target`, with `/usr/libexec/qemu-ifup-rs` and `/usr/libexec/qemu-ifdown-rs` as its
+    /// scripts (see [`Domain::scripts`]).
+    pub fn ethernet(name: &str, image: &GuestImage, target: &str, model: NicModel) -> Domain {
+        let interface = Interface::Ethernet {
+            target: target.to_owned(),
+            script: INSTALLED_UP.to_owned(),
+            downscript: INSTALLED_DOWN.to_owned(),
+        };
+        Domain::with_interface(name, image, interface, model)
+    }
+
+    fn with_interface(
+        name: &str,
+        image: &GuestImage,
+        interface: Interface,
+        model: NicModel,
+    ) -> Domain {
         assert!(
             !name.is_empty()
                 && name
@@ -497,11 +767,32 @@ impl Domain {
         Domain {
             name: name.to_owned(),
             image: image.clone(),
-            bridge: bridge.to_owned(),
+            interface,
+            mac: None,
             model,
             cmdline: Vec::new(),
             memory_mib: 256,
         }
+    }
+
+    /// The `<script>` and `<downscript>` of an ethernet interface. Panics for another kind.
+    pub fn scripts(mut self, up: &str, down: &str) -> Domain {
+        match &mut self.interface {
+            Interface::Ethernet {
+                script, downscript, ..
+            } => {
+                up.clone_into(script);
+                down.clone_into(downscript);
+            }
+            other => panic!("scripts are for an ethernet interface, not {other:?}"),
+        }
+        self
+    }
+
+    /// The guest's MAC address.
+    pub fn mac(mut self, mac: &str) -> Domain {
+        self.mac = Some(mac.to_owned());
+        self
     }
 
     /// The guest's `eth0` address, e.g. `10.0.2.15/24`.
@@ -522,21 +813,53 @@ impl Domain {
         self
     }
 
-    /// The domain XML, with the serial console written to `console` (a path inside the session).
-    /// ACPI is on so that the guest's `poweroff -f` powers QEMU off (libvirt then ends the
-    /// transient domain); no USB, no balloon, no option ROM, for a quick boot.
-    pub fn xml(&self, console: &str) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('\'', "&apos;")
+    /// The `<interface>` element, unindented, each line ending in a newline; elements in the
+    /// order the guide shows them. A bridge interface has no option ROM, for a quicker boot; an
+    /// ethernet one is as the guide writes it.
+    pub fn interface_xml(&self) -> String {
+        let mut s = String::new();
+        let kind = match self.interface {
+            Interface::Bridge(_) => "bridge",
+            Interface::Ethernet { .. } => "ethernet",
         };
+        let _ = writeln!(s, "<interface type='{kind}'>");
+        if let Interface::Bridge(bridge) = &self.interface {
+            let _ = writeln!(s, "  <source bridge='{}'/>", xml_escape(bridge));
+        }
+        if let Some(mac) = &self.mac {
+            let _ = writeln!(s, "  <mac address='{}'/>", xml_escape(mac));
+        }
+        if let Interface::Ethernet { target, .. } = &self.interface {
+            let _ = writeln!(s, "  <target dev='{}'/>", xml_escape(target));
+        }
+        let _ = writeln!(s, "  <model type='{}'/>", self.model.libvirt_model());
+        match &self.interface {
+            Interface::Bridge(_) => s.push_str("  <rom enabled='no'/>\n"),
+            Interface::Ethernet {
+                script, downscript, ..
+            } => {
+                let _ = writeln!(s, "  <script path='{}'/>", xml_escape(script));
+                let _ = writeln!(s, "  <downscript path='{}'/>", xml_escape(downscript));
+            }
+        }
+        s.push_str("</interface>\n");
+        s
+    }
+
+    /// The domain XML, with the serial console written to `console` (a path inside the
+    /// instance). ACPI is on so that the guest's `poweroff -f` powers QEMU off (libvirt then ends
+    /// the transient domain); no USB, no balloon, for a quick boot.
+    pub fn xml(&self, console: &str) -> String {
         let mut cmdline = String::from("console=ttyS0 panic=-1 quiet");
         for a in &self.cmdline {
             cmdline.push(' ');
             cmdline.push_str(a);
         }
+        let interface: String = self
+            .interface_xml()
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect();
         format!(
             "<domain type='qemu'>
   <name>{name}</name>
@@ -554,12 +877,7 @@ impl Domain {
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <interface type='bridge'>
-      <source bridge='{bridge}'/>
-      <model type='{model}'/>
-      <rom enabled='no'/>
-    </interface>
-    <serial type='file'>
+{interface}    <serial type='file'>
       <source path='{console}'/>
       <target port='0'/>
     </serial>
@@ -568,14 +886,20 @@ impl Domain {
   </devices>
 </domain>
 ",
-            name = esc(&self.name),
+            name = xml_escape(&self.name),
             mem = self.memory_mib,
-            kernel = esc(&self.image.kernel.display().to_string()),
-            initrd = esc(&self.image.initrd.display().to_string()),
-            cmdline = esc(&cmdline),
-            bridge = esc(&self.bridge),
-            model = self.model.libvirt_model(),
-            console = esc(console),
+            kernel = xml_escape(&self.image.kernel.display().to_string()),
+            initrd = xml_escape(&self.image.initrd.display().to_string()),
+            cmdline = xml_escape(&cmdline),
+            console = xml_escape(console),
         )
     }
+}
+
+/// `s` as XML attribute or text content (quoted with `'`).
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
 }

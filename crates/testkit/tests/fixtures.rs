@@ -118,7 +118,7 @@ fn run_clears_the_environment() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The bridge-helper harness and the libvirt session fixture.
+// The bridge-helper harness and the private libvirt daemons.
 
 fn tmp() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -224,72 +224,147 @@ fn helper_call_times_out_loudly() {
     .run();
 }
 
-/// The session's libvirtd runs as the user, in its own mount and pid namespaces, with the user
-/// and the ACL only there; dropping the session (here while a test panics) leaves no process.
-#[test]
-fn libvirt_session_is_private_and_stops_on_drop() {
-    use libvirt::{LibvirtSession, SessionConfig};
-    let _ns = Netns::new();
-    const UID: u32 = 12363;
-    let config = SessionConfig::new(UID, std::path::Path::new("/nonexistent/helper"))
-        .bridge_conf("allow br7\n");
-    let init = std::sync::Mutex::new(0u32);
+/// Starts a private libvirtd with `start`, checks what every instance must be (libvirtd runs as
+/// `uid`, in mount and pid namespaces of its own, in the test's network namespace, with no
+/// domain), then `checks` on it and libvirtd's pid; then panics on purpose, and checks that
+/// dropping the instance while unwinding leaves no process in its pid namespace.
+fn libvirtd_is_private_and_stops_on_drop(
+    start: impl FnOnce() -> libvirt::Libvirtd + std::panic::UnwindSafe,
+    uid: u32,
+    checks: impl FnOnce(&libvirt::Libvirtd, &str) + std::panic::UnwindSafe,
+) {
+    let ns = |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+    let seen = std::sync::Mutex::new((0u32, std::path::PathBuf::new()));
     let result = std::panic::catch_unwind(|| {
-        let lv = LibvirtSession::start(config.clone());
-        *init.lock().unwrap() = lv.init_pid();
+        let lv = start();
         let children =
             std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", lv.init_pid())).unwrap();
         let libvirtd = children.split_whitespace().next().unwrap();
+        *seen.lock().unwrap() = (lv.init_pid(), ns(libvirtd, "pid"));
         let status = std::fs::read_to_string(format!("/proc/{libvirtd}/status")).unwrap();
         let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
         assert_eq!(
             uids.split_whitespace().nth(1),
-            Some(UID.to_string().as_str()),
+            Some(uid.to_string().as_str()),
             "{uids}"
         );
-        let ns =
-            |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
         assert_ne!(ns(libvirtd, "mnt"), ns("self", "mnt"));
         assert_ne!(ns(libvirtd, "pid"), ns("self", "pid"));
         assert_eq!(
             ns(libvirtd, "net"),
             std::fs::read_link("/proc/thread-self/ns/net").unwrap()
         );
-        assert!(lv
-            .read("/etc/passwd")
-            .unwrap()
-            .contains("lvtest:x:12363:12363:"));
-        assert!(!std::fs::read_to_string("/etc/passwd")
-            .unwrap()
-            .contains("lvtest:"));
-        assert_eq!(lv.read("/etc/qemu/bridge.conf").unwrap(), "allow br7\n");
-        let conf = lv.read("/home/lvtest/.config/libvirt/qemu.conf").unwrap();
-        assert!(
-            conf.contains("bridge_helper = \"/nonexistent/helper\""),
-            "{conf}"
-        );
         assert_eq!(lv.running(), Vec::<String>::new());
+        checks(&lv, libvirtd);
         panic!("on purpose");
     });
     assert!(result.is_err());
-    let init = *init.lock().unwrap();
+    let (init, pid_ns) = seen.into_inner().unwrap();
     assert_ne!(init, 0);
     assert!(
         !std::path::Path::new(&format!("/proc/{init}")).exists(),
-        "the session's init still runs"
+        "the instance's init still runs"
     );
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
-        .filter(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("12363"))
-        })
+        .filter(|e| std::fs::read_link(e.path().join("ns/pid")).ok().as_ref() == Some(&pid_ns))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(
         left,
         Vec::<String>::new(),
-        "processes of the session's user are left"
+        "processes of the instance's pid namespace are left"
+    );
+}
+
+/// The session's libvirtd runs as the user, with the user and the ACL only in its namespace.
+#[test]
+fn libvirt_session_is_private_and_stops_on_drop() {
+    use libvirt::{Libvirtd, SessionConfig};
+    let _ns = Netns::new();
+    const UID: u32 = 12363;
+    let config = SessionConfig::new(UID, std::path::Path::new("/nonexistent/helper"))
+        .bridge_conf("allow br7\n");
+    libvirtd_is_private_and_stops_on_drop(
+        || Libvirtd::session(config),
+        UID,
+        |lv, _| {
+            assert!(lv
+                .read("/etc/passwd")
+                .unwrap()
+                .contains("lvtest:x:12363:12363:"));
+            assert!(!std::fs::read_to_string("/etc/passwd")
+                .unwrap()
+                .contains("lvtest:"));
+            assert_eq!(lv.read("/etc/qemu/bridge.conf").unwrap(), "allow br7\n");
+            let conf = lv.read("/home/lvtest/.config/libvirt/qemu.conf").unwrap();
+            assert!(
+                conf.contains("bridge_helper = \"/nonexistent/helper\""),
+                "{conf}"
+            );
+        },
+    );
+}
+
+/// The system instance's libvirtd runs as root with the environment it was given; the helpers
+/// in `/usr/libexec`, `/etc/qemu-ifup-rs.conf` and libvirt's `qemu.conf` exist only in its
+/// namespace.
+#[test]
+fn libvirt_system_is_private_and_stops_on_drop() {
+    use libvirt::{Libvirtd, SystemConfig};
+    let _ns = Netns::new();
+    // Stand-ins for the binaries under test: they are only copied.
+    let (up, down) = (
+        std::path::Path::new("/bin/true"),
+        std::path::Path::new("/bin/false"),
+    );
+    let config = SystemConfig::new(up, down, "tap vm-* bridge br7\n").env("IFUP_TESTKIT", "x y");
+    let host = |path: &str| std::fs::read(path).ok();
+    let before = [
+        "/usr/libexec/qemu-ifup-rs",
+        "/usr/libexec/qemu-ifdown-rs",
+        "/etc/qemu-ifup-rs.conf",
+        "/etc/libvirt/qemu.conf",
+    ]
+    .map(|p| (p, host(p)));
+    libvirtd_is_private_and_stops_on_drop(
+        || Libvirtd::system(config),
+        0,
+        |lv, libvirtd| {
+            let inside = |path: &str| std::fs::read(lv.path_in_ns(path)).unwrap();
+            assert_eq!(
+                inside("/usr/libexec/qemu-ifup-rs"),
+                std::fs::read(up).unwrap()
+            );
+            assert_eq!(
+                inside("/usr/libexec/qemu-ifdown-rs"),
+                std::fs::read(down).unwrap()
+            );
+            assert_eq!(
+                lv.read("/etc/qemu-ifup-rs.conf").unwrap(),
+                "tap vm-* bridge br7\n"
+            );
+            let conf = lv.read("/etc/libvirt/qemu.conf").unwrap();
+            assert!(conf.contains("user = \"root\""), "{conf}");
+            for (path, text) in &before {
+                assert_eq!(&host(path), text, "{path} changed on the host");
+            }
+            let environ = std::fs::read(format!("/proc/{libvirtd}/environ")).unwrap();
+            let mut environ: Vec<String> = environ
+                .split(|&b| b == 0)
+                .filter(|v| !v.is_empty())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            environ.sort();
+            assert_eq!(
+                environ,
+                [
+                    "HOME=/root",
+                    "IFUP_TESTKIT=x y",
+                    &format!("PATH={CLEAN_PATH}"),
+                ]
+            );
+        },
     );
 }
