@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install (once) Debian packages: those named as arguments, or without arguments the ones the
-# demo and the tests need (libvirt for tests/bridge_helper.rs: a private session libvirtd, never
-# started as a service; qemu-system-common for Debian's qemu-bridge-helper; mandoc and groff-base
-# for tests/docs.rs's man-page lint).
+# demo and the tests need (libvirt for tests/bridge_helper.rs and tests/libvirt_ethernet.rs:
+# private session and system libvirtds, never started as a service; qemu-system-common for
+# Debian's qemu-bridge-helper; mandoc and groff-base for tests/docs.rs's man-page lint).
 set -euo pipefail
 if [ $# -gt 0 ]; then
     pkgs=("$@")
