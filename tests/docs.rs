@@ -977,6 +977,31 @@ fn install_world(name: &str) -> (Netns, PrivateEtc) {
     (ns, etc)
 }
 
+/// Runs `install` in an [`install_world`] named `name`, then boots alice's VM (with `groups` as
+/// her supplementary groups) on her tap as `guest_ip`. The namespace lives as long as the
+/// returned [`Netns`].
+fn alice_installs_and_boots(
+    name: &str,
+    install: String,
+    groups: &[u32],
+    guest_ip: &str,
+) -> (Netns, PrivateEtc, Booted) {
+    let (ns, etc) = install_world(name);
+    let s = Scratch::new(name);
+    let booted = install_and_boot(
+        &s,
+        &Boot {
+            install,
+            caller: Some(Caller::new(ALICE, ALICE).with_groups(groups)),
+            etc: &etc,
+            tap: "vm-alice0",
+            boots: true,
+        },
+        guest_ip,
+    );
+    (ns, etc, booted)
+}
+
 /// The install went through, the helpers got what it promises, alice's VM reached the host
 /// through br0, and when it stopped qemu-ifdown (run as alice, privileged) detached the tap.
 #[track_caller]
@@ -1008,19 +1033,8 @@ const BOTH_CAPS: &str = "/usr/libexec/qemu-ifup-rs cap_net_admin=ep\n\
 #[test]
 fn readme_file_caps_install() {
     let [b] = <[Block; 1]>::try_from(blocks_for("readme_file_caps_install", 1)).unwrap();
-    let (_ns, etc) = install_world("readme-fcaps");
-    let s = Scratch::new("readme-fcaps");
-    let booted = install_and_boot(
-        &s,
-        &Boot {
-            install: b.text.clone(),
-            caller: Some(Caller::new(ALICE, ALICE)),
-            etc: &etc,
-            tap: "vm-alice0",
-            boots: true,
-        },
-        "10.0.2.21/24",
-    );
+    let (_ns, _etc, booted) =
+        alice_installs_and_boots("readme-fcaps", b.text.clone(), &[], "10.0.2.21/24");
     assert_eq!(booted.getcap, BOTH_CAPS, "{booted:#?}");
     assert_installed_and_detached(&booted);
 }
@@ -1039,19 +1053,7 @@ fn the_old_two_file_setcap_line_leaves_the_tap_attached() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_ne!(old, b.text);
-    let (_ns, etc) = install_world("old-setcap");
-    let s = Scratch::new("old-setcap");
-    let booted = install_and_boot(
-        &s,
-        &Boot {
-            install: old,
-            caller: Some(Caller::new(ALICE, ALICE)),
-            etc: &etc,
-            tap: "vm-alice0",
-            boots: true,
-        },
-        "10.0.2.22/24",
-    );
+    let (_ns, _etc, booted) = alice_installs_and_boots("old-setcap", old, &[], "10.0.2.22/24");
     assert_ne!(booted.status, "0", "{booted:#?}");
     assert_eq!(
         booted.getcap, "/usr/libexec/qemu-ifup-rs cap_net_admin=ep\n",
@@ -1075,19 +1077,8 @@ fn the_old_two_file_setcap_line_leaves_the_tap_attached() {
 fn readme_setuid_install() {
     let [b] = <[Block; 1]>::try_from(blocks_for("readme_setuid_install", 1)).unwrap();
     let kvm = kvm_gid();
-    let (_ns, etc) = install_world("readme-setuid");
-    let s = Scratch::new("readme-setuid");
-    let booted = install_and_boot(
-        &s,
-        &Boot {
-            install: b.text.clone(),
-            caller: Some(Caller::new(ALICE, ALICE).with_groups(&[kvm])),
-            etc: &etc,
-            tap: "vm-alice0",
-            boots: true,
-        },
-        "10.0.2.23/24",
-    );
+    let (_ns, _etc, booted) =
+        alice_installs_and_boots("readme-setuid", b.text.clone(), &[kvm], "10.0.2.23/24");
     assert_eq!(
         booted.stat,
         "/usr/libexec/qemu-ifup-rs root kvm 4750\n/usr/libexec/qemu-ifdown-rs root kvm 4750\n",
@@ -1103,19 +1094,8 @@ fn readme_setuid_install() {
 #[test]
 fn guide_install_from_source() {
     let [b] = <[Block; 1]>::try_from(blocks_for("guide_install_from_source", 1)).unwrap();
-    let (_ns, etc) = install_world("guide-source");
-    let s = Scratch::new("guide-source");
-    let booted = install_and_boot(
-        &s,
-        &Boot {
-            install: b.text.clone(),
-            caller: Some(Caller::new(ALICE, ALICE)),
-            etc: &etc,
-            tap: "vm-alice0",
-            boots: true,
-        },
-        "10.0.2.24/24",
-    );
+    let (_ns, _etc, booted) =
+        alice_installs_and_boots("guide-source", b.text.clone(), &[], "10.0.2.24/24");
     assert_eq!(booted.getcap, BOTH_CAPS, "{booted:#?}");
     // The block's own getcap prints what its comment says.
     assert!(booted.log.ends_with(BOTH_CAPS), "{booted:#?}");
