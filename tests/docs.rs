@@ -34,7 +34,7 @@ use ifup_testkit::privileged::{self, install_copy, run_privileged, Caller, Insta
 use ifup_testkit::{
     add_bridge_with_default_route, add_tap, add_veth, expect_link, ip, link, marker, routes, run,
     run_with_own_sysfs, tapio::TapQueue, wait_until, GuestImage, Link, Netns, Qemu, RunOutput,
-    CLEAN_PATH, QEMU_TIMEOUT,
+    CLEAN_PATH, PRIVATE_MOUNT_SH, QEMU_TIMEOUT,
 };
 
 const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
@@ -778,15 +778,7 @@ fn run_blocks(s: &Scratch, blocks: &[&Block]) -> RunOutput {
     );
     run(
         &tool("unshare", "util-linux"),
-        &[
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "/bin/sh",
-            "-c",
-            &script,
-        ],
+        &[&PRIVATE_MOUNT_SH[..], &[&script]].concat(),
         &[],
     )
 }

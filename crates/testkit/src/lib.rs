@@ -572,20 +572,18 @@ pub fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
     output_of(clean_command(bin, args, env), bin)
 }
 
+/// The arguments of `unshare` that run a shell command (the next argument) in a mount namespace
+/// of its own whose mounts do not propagate back to the host.
+pub const PRIVATE_MOUNT_SH: [&str; 6] =
+    ["--mount", "--propagation", "private", "--", "/bin/sh", "-c"];
+
 /// Like [`run`], in a mount namespace of its own where `/sys` is a sysfs mounted from the calling
 /// thread's network namespace (sysfs shows the devices of the namespace it was mounted in: the
 /// test process's `/sys` shows the host's).
 pub fn run_with_own_sysfs(bin: &Path, args: &[&str]) -> RunOutput {
     assert_in_test_netns(&format!("{} with its own /sys", bin.display()));
-    let mut all: Vec<&str> = vec![
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        "mount -t sysfs sysfs /sys && exec \"$0\" \"$@\"",
-    ];
+    let mut all: Vec<&str> = PRIVATE_MOUNT_SH.to_vec();
+    all.push("mount -t sysfs sysfs /sys && exec \"$0\" \"$@\"");
     let bin_str = bin.to_str().expect("a UTF-8 path");
     all.push(bin_str);
     all.extend_from_slice(args);

@@ -372,20 +372,11 @@ pub fn wrapper_argv(etc: &Path, caller: &Caller, command: &[&OsStr]) -> Vec<std:
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let mut argv: Vec<std::ffi::OsString> = [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        WRAPPER,
-        "privileged-run",
-    ]
-    .iter()
-    .map(Into::into)
-    .collect();
+    let mut argv: Vec<std::ffi::OsString> = std::iter::once("unshare")
+        .chain(crate::PRIVATE_MOUNT_SH)
+        .chain([WRAPPER, "privileged-run"])
+        .map(Into::into)
+        .collect();
     argv.push(etc.as_os_str().to_owned());
     argv.push(caller.uid.to_string().into());
     argv.push(caller.gid.to_string().into());
