@@ -1,6 +1,6 @@
 //! parse_acl over an in-memory source: the input (up to its first NUL) is the main file, the
 //! rest (or the whole input again) is `/etc/qemu/inc.conf` (mode 0640 root:1000), reachable by
-//! `include inc.conf`.
+//! `include inc.conf`; both as raw bytes.
 #![no_main]
 
 use std::path::Path;
@@ -23,13 +23,11 @@ fuzz_target!(|data: &[u8]| {
         Some(at) => (&data[..at], &data[at + 1..]),
         None => (data, data),
     };
-    let main = String::from_utf8_lossy(main);
-    let inc = String::from_utf8_lossy(inc);
     let mut src = MemSource::new();
-    src.insert_text("/etc/qemu/bridge.conf", &main).insert(
+    src.insert_bytes("/etc/qemu/bridge.conf", main).insert(
         "/etc/qemu/inc.conf",
         FileData {
-            text: inc.to_string(),
+            text: inc.to_vec(),
             file: FileMeta {
                 uid: 0,
                 gid: 1000,
@@ -54,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
     let for_bob = parse_acl(path, &src, &bob);
     match (&for_alice, &for_bob) {
         (Ok(a), Ok(b)) => {
+            let (main, inc) = (String::from_utf8_lossy(main), String::from_utf8_lossy(inc));
             let names = main
                 .split_whitespace()
                 .chain(inc.split_whitespace())

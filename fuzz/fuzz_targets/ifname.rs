@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
             let s = name.as_str();
             assert_eq!(s.as_bytes(), data);
             assert!((1..=MAX_NAME_LEN).contains(&s.len()));
-            assert!(!s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/'));
+            assert!(!s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/'));
             assert!(s != "." && s != "..");
             assert!(!s.starts_with('-'));
             assert_eq!(IfName::parse(s).as_ref(), Ok(&name));
