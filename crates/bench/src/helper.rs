@@ -4,12 +4,14 @@
 //! pair to after the reap; each call is checked (exit 0, one descriptor, a tap that is up on
 //! `br0`), then the descriptor is closed (untimed), which removes the tap. Helpers are interleaved
 //! round by round, as in the main benchmark, and `/bin/true` (spawned and reaped the same way)
-//! gives the process-spawn floor. Prints a Markdown table; writes no file.
+//! gives the process-spawn floor. The full benchmark puts the figures in its report (as root,
+//! and setuid copies run by an unprivileged uid); `--bridge-helper` alone prints a Markdown table.
 
 use std::fmt::Write as _;
 use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,9 @@ use crate::sandbox::{state_of, State, BRIDGE, PATH};
 use crate::Res;
 
 /// The descriptor number the helper gets its socket on (what libvirt 9.0 happened to use).
-const FD: i32 = 27;
+pub const FD: i32 = 27;
+/// Pause after each tap's removal (see [`settle`]).
+const SETTLE: Duration = Duration::from_millis(3);
 /// A call that takes longer than this has hung.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -94,8 +98,22 @@ fn helper_call(h: &Helper, ids: Option<(u32, u32)>) -> Res<(Duration, Duration)>
     if state != State::Attached {
         return Err(format!("{what}: {} is {state:?}, not up on {BRIDGE}", tap.name()).into());
     }
+    let name = tap.name().to_owned();
     drop(tap);
+    settle(&name);
     Ok((took, cpu))
+}
+
+/// Closing the last descriptor of a tap unregisters it, and the kernel finishes that work
+/// (RCU callbacks, sysfs, uevents) after `close` returned: wait until the tap is gone, then a
+/// little more, so that the next timed call does not share the CPU with it.
+fn settle(tap: &str) {
+    let sys = Path::new("/sys/class/net").join(tap);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while sys.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    std::thread::sleep(SETTLE);
 }
 
 /// `/bin/true`, spawned and reaped like a helper: the floor.
@@ -111,9 +129,21 @@ fn floor_call(ids: Option<(u32, u32)>) -> Res<(Duration, Duration)> {
     Ok((took, children_cpu().saturating_sub(cpu0)))
 }
 
-/// Runs the measurement (inside the benchmark's sandbox, with an ACL allowing `br0`) and returns
-/// the Markdown table.
-pub fn measure(opts: &HelperOpts) -> Res<String> {
+/// A setuid-root copy of `src` in `dir` (which must be on a filesystem mounted without `nosuid`,
+/// such as the sandbox's scratch tmpfs): what an unprivileged caller's QEMU runs.
+pub fn setuid_copy(src: &Path, dir: &Path, name: &str) -> Res<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst).map_err(|e| format!("copying {}: {e}", src.display()))?;
+    std::os::unix::fs::chown(&dst, Some(0), Some(0))?;
+    // chown clears the setuid bit, so the mode comes after it.
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o4755))?;
+    Ok(dst)
+}
+
+/// Runs the measurement (inside the benchmark's sandbox, with an ACL allowing `br0`): the samples
+/// of each helper, then of the floor.
+pub fn measure(opts: &HelperOpts) -> Res<Vec<Samples>> {
     let n = opts.helpers.len() + 1; // + the floor
     let mut samples = vec![Samples::default(); n];
     for r in 0..opts.warmup + opts.rounds {
@@ -129,10 +159,20 @@ pub fn measure(opts: &HelperOpts) -> Res<String> {
             }
         }
     }
-    let who = match opts.as_ids {
+    Ok(samples)
+}
+
+/// Who the calls ran as, for the report.
+pub fn who(as_ids: Option<(u32, u32)>) -> String {
+    match as_ids {
         Some((uid, gid)) => format!("uid {uid}, gid {gid}"),
         None => "root".to_owned(),
-    };
+    }
+}
+
+/// The Markdown table of `--bridge-helper` alone.
+pub fn table(opts: &HelperOpts, samples: &[Samples]) -> String {
+    let who = who(opts.as_ids);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -148,7 +188,7 @@ pub fn measure(opts: &HelperOpts) -> Res<String> {
         .iter()
         .map(|h| format!("{} (`{}`)", h.name, h.path.display()))
         .chain(["`/bin/true` (spawn floor)".to_owned()]);
-    for (label, xs) in labels.zip(&samples) {
+    for (label, xs) in labels.zip(samples) {
         let w = stat(&xs.wall);
         let c = stat(&xs.cpu);
         let _ = writeln!(
@@ -159,5 +199,5 @@ pub fn measure(opts: &HelperOpts) -> Res<String> {
             fmt_us(c.median)
         );
     }
-    Ok(s)
+    s
 }

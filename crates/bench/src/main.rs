@@ -1,6 +1,8 @@
 //! `ifup-bench`: whole-process wall time of `qemu-ifup` / `qemu-ifdown` against the programs
-//! people use for the same job, in a network namespace of its own; writes `docs/PERFORMANCE.md`
-//! and `docs/perf-links.svg`. Run it as root through `scripts/bench.sh`; `--help` lists the knobs.
+//! people use for the same job (bridged and routed taps, and the bridge-helper call against
+//! Debian's `qemu-bridge-helper`), in a network namespace of its own; writes
+//! `docs/PERFORMANCE.md` and `docs/perf-links.svg`. Run it as root through `scripts/bench.sh`;
+//! `--help` lists the knobs.
 //!
 //! Only the standard library and nix: the figure of interest is one spawned process, start to
 //! reaped, so `std::process` + `std::time::Instant` is the whole harness.
@@ -20,13 +22,24 @@ use std::process::Command;
 use std::time::Instant;
 
 use measure::Candidate;
-use report::{Machine, Results};
-use sandbox::{Sandbox, State, BRIDGE, PATH};
+use report::{HelperRun, Machine, Results};
+use sandbox::{Sandbox, State, BRIDGE, PATH, ROUTE_V4, ROUTE_V6, TAP};
 
 pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Debian's bridge helper (package `qemu-system-common`), QEMU's default `helper=` there.
+const DEBIAN_HELPER: &str = "/usr/lib/qemu/qemu-bridge-helper";
+/// The unprivileged caller of the setuid bridge-helper copies (no account needed).
+const HELPER_USER: (u32, u32) = (4242, 4242);
+
 const HELP: &str = "\
 ifup-bench: benchmark qemu-ifup-rs (run as root; normally through scripts/bench.sh)
+
+Measures, interleaved, in a network namespace of its own: qemu-ifup / qemu-ifdown against ip,
+Debian's /etc/qemu-ifup and the classic script, at each number of other links; 200 concurrent
+calls; peak RSS; routed taps (qemu-ifup with a `tap TAP route` rule against ip link + ip route);
+one bridge-helper call, ours against Debian's qemu-bridge-helper, as root and as uid 4242 running
+setuid-root copies. Writes PERFORMANCE.md and perf-links.svg.
 
 usage: ifup-bench [OPTIONS]
   --bin-dir DIR          where qemu-ifup and qemu-ifdown are (default: the workspace's
@@ -260,6 +273,7 @@ fn run(args: &[OsString]) -> Res<()> {
             key: "qemu-ifup",
             label: "`qemu-ifup TAP` (ours)".into(),
             argv: ifup_argv,
+            more: Vec::new(),
             before: Some(State::Detached),
             after: Some(State::Attached),
             sparse: false,
@@ -268,6 +282,7 @@ fn run(args: &[OsString]) -> Res<()> {
             key: "ip-up",
             label: format!("`ip link set TAP master {BRIDGE} up`"),
             argv: s(&[&ip, "link", "set", "{tap}", "master", BRIDGE, "up"]),
+            more: Vec::new(),
             before: Some(State::Detached),
             after: Some(State::Attached),
             sparse: false,
@@ -276,6 +291,7 @@ fn run(args: &[OsString]) -> Res<()> {
             key: "debian",
             label: "Debian's `/etc/qemu-ifup TAP`".into(),
             argv: s(&["/etc/qemu-ifup", "{tap}"]),
+            more: Vec::new(),
             before: Some(State::Detached),
             after: Some(State::Attached),
             sparse: false,
@@ -285,6 +301,7 @@ fn run(args: &[OsString]) -> Res<()> {
             label: "classic script (`ip link set $1 up; sleep 0.5s; ip link set $1 master br0`)"
                 .into(),
             argv: vec![classic.display().to_string(), "{tap}".into()],
+            more: Vec::new(),
             before: Some(State::Detached),
             after: Some(State::Attached),
             sparse: true,
@@ -293,6 +310,7 @@ fn run(args: &[OsString]) -> Res<()> {
             key: "true",
             label: "`/bin/true` (process-spawn floor)".into(),
             argv: s(&["/bin/true"]),
+            more: Vec::new(),
             before: None,
             after: None,
             sparse: false,
@@ -301,6 +319,7 @@ fn run(args: &[OsString]) -> Res<()> {
             key: "startup",
             label: "`qemu-ifup --version` (our start-up and exit alone)".into(),
             argv: vec![ifup.display().to_string(), "--version".into()],
+            more: Vec::new(),
             before: None,
             after: None,
             sparse: false,
@@ -309,6 +328,7 @@ fn run(args: &[OsString]) -> Res<()> {
             key: "qemu-ifdown",
             label: "`qemu-ifdown TAP` (ours)".into(),
             argv: vec![ifdown.display().to_string(), "{tap}".into()],
+            more: Vec::new(),
             before: Some(State::Attached),
             after: Some(State::Detached),
             sparse: false,
@@ -317,6 +337,7 @@ fn run(args: &[OsString]) -> Res<()> {
             key: "ip-down",
             label: "`ip link set TAP nomaster down`".into(),
             argv: s(&[&ip, "link", "set", "{tap}", "nomaster", "down"]),
+            more: Vec::new(),
             before: Some(State::Attached),
             after: Some(State::Detached),
             sparse: false,
@@ -344,6 +365,19 @@ fn run(args: &[OsString]) -> Res<()> {
         }
     }
 
+    // Routed taps and the bridge helpers, side by side with what they replace, while the
+    // namespace has no other links.
+    let routed = routed_candidates(&sb, &ifup.display().to_string(), &ip)?;
+    let t = Instant::now();
+    let routed_samples = measure::interleaved(&routed, opts.warmup, opts.rounds, 0)?;
+    eprintln!(
+        "ifup-bench: routed taps ({:.1} s): median µs: {}",
+        t.elapsed().as_secs_f64(),
+        medians(&routed, &routed_samples)
+    );
+    measure::reset_tap()?;
+    let helpers = bridge_helper_runs(&sb, &opts, &ifup)?;
+
     // Peak RSS first, while the namespace is small.
     let mut rss = Vec::new();
     let fixed = [
@@ -366,22 +400,10 @@ fn run(args: &[OsString]) -> Res<()> {
         sb.grow_fillers(links)?;
         let t = Instant::now();
         let per = measure::interleaved(&cands, opts.warmup, opts.rounds, opts.classic_samples)?;
-        let line: Vec<String> = cands
-            .iter()
-            .zip(&per)
-            .map(|(c, xs)| {
-                format!(
-                    "{} {:.0} (cpu {:.0})",
-                    c.key,
-                    measure::stat(&xs.wall).median,
-                    measure::stat(&xs.cpu).median
-                )
-            })
-            .collect();
         eprintln!(
             "ifup-bench: {links} other links ({:.1} s): median µs: {}",
             t.elapsed().as_secs_f64(),
-            line.join(", ")
+            medians(&cands, &per)
         );
         samples.push((sb.fillers, per));
     }
@@ -402,6 +424,8 @@ fn run(args: &[OsString]) -> Res<()> {
 
     let ifup_version = program_output(&[&ifup.display().to_string(), "--version"]);
     let results = Results {
+        routed: routed.into_iter().zip(routed_samples).collect(),
+        helpers,
         cands,
         samples,
         rounds: opts.rounds,
@@ -414,8 +438,9 @@ fn run(args: &[OsString]) -> Res<()> {
             ("qemu-ifup", std::fs::metadata(&ifup)?.len()),
             ("qemu-ifdown", std::fs::metadata(&ifdown)?.len()),
         ],
-        helper_size: std::fs::metadata("/usr/lib/qemu/qemu-bridge-helper")
+        helper_size: debian_bridge_helper()
             .ok()
+            .and_then(|p| std::fs::metadata(p).ok())
             .map(|m| m.len()),
         machine: Machine {
             cpu: report::cpu_model(),
@@ -450,6 +475,168 @@ fn run(args: &[OsString]) -> Res<()> {
     Ok(())
 }
 
+/// `key median (cpu median)` of each candidate, for the progress lines.
+fn medians(cands: &[Candidate], samples: &[measure::Samples]) -> String {
+    cands
+        .iter()
+        .zip(samples)
+        .map(|(c, xs)| {
+            format!(
+                "{} {:.0} (cpu {:.0})",
+                c.key,
+                measure::stat(&xs.wall).median,
+                measure::stat(&xs.cpu).median
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `qemu-ifup` with a `tap TAP route …` rule (IPv4; IPv4 and IPv6), and the same done by hand
+/// with `ip`: the tap up, then one `ip route add` per destination.
+fn routed_candidates(sb: &Sandbox, ifup: &str, ip: &str) -> Res<Vec<Candidate>> {
+    let mut out = Vec::new();
+    for (key, v6) in [("v4", false), ("v4+v6", true)] {
+        let dests = if v6 {
+            format!("{ROUTE_V4},{ROUTE_V6}")
+        } else {
+            ROUTE_V4.to_owned()
+        };
+        let conf = sb.scratch.join(format!("routed-{key}.conf"));
+        std::fs::write(&conf, format!("tap {TAP} route {dests}\n"))?;
+        let by_hand = |argv: &[&str]| argv.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let mut more = vec![by_hand(&[ip, "route", "add", ROUTE_V4, "dev", "{tap}"])];
+        if v6 {
+            more.push(by_hand(&[
+                ip, "-6", "route", "add", ROUTE_V6, "dev", "{tap}",
+            ]));
+        }
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        out.push(Candidate {
+            key: leak(format!("routed-{key}")),
+            label: format!("`qemu-ifup TAP` (ours), rule `tap TAP route {dests}`"),
+            argv: vec![
+                ifup.to_owned(),
+                "--config".into(),
+                conf.display().to_string(),
+                "{tap}".into(),
+            ],
+            more: Vec::new(),
+            before: Some(State::Detached),
+            after: Some(State::Routed { v6 }),
+            sparse: false,
+        });
+        let mut label = format!("`ip link set TAP up` + `ip route add {ROUTE_V4} dev TAP`");
+        if v6 {
+            label.push_str(&format!(" + `ip -6 route add {ROUTE_V6} dev TAP`"));
+        }
+        out.push(Candidate {
+            key: leak(format!("ip-routed-{key}")),
+            label,
+            argv: by_hand(&[ip, "link", "set", "{tap}", "up"]),
+            more,
+            before: Some(State::Detached),
+            after: Some(State::Routed { v6 }),
+            sparse: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Debian's `qemu-bridge-helper`, where `qemu-system-common` put it (the `.distrib` name while
+/// `qemu-ifup-rs-divert bridge-helper` makes ours QEMU's default).
+fn debian_bridge_helper() -> Res<PathBuf> {
+    let out = Command::new("dpkg-divert")
+        .args(["--truename", DEBIAN_HELPER])
+        .env_clear()
+        .env("PATH", PATH)
+        .output();
+    let path = match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => PathBuf::from(DEBIAN_HELPER),
+    };
+    if !path.is_file() || path.is_symlink() {
+        return Err(format!(
+            "Debian's bridge helper {} not found: install qemu-system-common",
+            path.display()
+        )
+        .into());
+    }
+    Ok(path)
+}
+
+/// One bridge-helper call each, Debian's and ours (and /bin/true), as root and then as
+/// [`HELPER_USER`] running setuid-root copies; with an ACL allowing `br0` in a private `/etc`.
+fn bridge_helper_runs(sb: &Sandbox, opts: &Opts, ifup: &Path) -> Res<Vec<HelperRun>> {
+    let debian = debian_bridge_helper()?;
+    sb.private_etc(&[("qemu/bridge.conf", &format!("allow {BRIDGE}\n"))])?;
+    let suid = sb.scratch.join("setuid");
+    let installs = [
+        (
+            "root",
+            None,
+            vec![
+                ("Debian's `qemu-bridge-helper`", debian.clone()),
+                ("`qemu-ifup` (ours)", ifup.to_owned()),
+            ],
+        ),
+        (
+            "setuid",
+            Some(HELPER_USER),
+            vec![
+                (
+                    "Debian's `qemu-bridge-helper`, setuid-root copy",
+                    helper::setuid_copy(&debian, &suid, "qemu-bridge-helper")?,
+                ),
+                (
+                    "`qemu-ifup` (ours), setuid-root copy",
+                    helper::setuid_copy(ifup, &suid, "qemu-ifup")?,
+                ),
+            ],
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (key, as_ids, helpers) in installs {
+        let t = Instant::now();
+        let hopts = helper::HelperOpts {
+            helpers: helpers
+                .iter()
+                .map(|(name, path)| helper::Helper {
+                    name: name.to_string(),
+                    path: path.clone(),
+                })
+                .collect(),
+            rounds: opts.rounds,
+            warmup: opts.warmup,
+            as_ids,
+        };
+        let samples = helper::measure(&hopts)?;
+        let rows: Vec<(String, measure::Samples)> = hopts
+            .helpers
+            .iter()
+            .map(|h| h.name.clone())
+            .chain(["`/bin/true` (spawn floor)".to_owned()])
+            .zip(samples)
+            .collect();
+        eprintln!(
+            "ifup-bench: bridge helpers as {} ({:.1} s): median µs: {}",
+            helper::who(as_ids),
+            t.elapsed().as_secs_f64(),
+            rows.iter()
+                .map(|(n, xs)| format!("{n} {:.0}", measure::stat(&xs.wall).median))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        runs.push(HelperRun {
+            key,
+            who: helper::who(as_ids),
+            rows,
+        });
+    }
+    sb.end_private_etc()?;
+    Ok(runs)
+}
+
 /// `--bridge-helper`: the bridge-helper measurement alone, printed to stdout.
 fn run_bridge_helpers(opts: &Opts) -> Res<()> {
     for h in &opts.bridge_helpers {
@@ -460,13 +647,14 @@ fn run_bridge_helpers(opts: &Opts) -> Res<()> {
     let sb = Sandbox::enter()?;
     sb.private_etc(&[("qemu/bridge.conf", &format!("allow {BRIDGE}\n"))])?;
     let started = Instant::now();
-    let table = helper::measure(&helper::HelperOpts {
+    let hopts = helper::HelperOpts {
         helpers: opts.bridge_helpers.clone(),
         rounds: opts.rounds,
         warmup: opts.warmup,
         as_ids: opts.helper_as,
-    })?;
-    print!("{table}");
+    };
+    let samples = helper::measure(&hopts)?;
+    print!("{}", helper::table(&hopts, &samples));
     eprintln!(
         "ifup-bench: {} helper rounds in {:.1} s; load average {}",
         opts.rounds,

@@ -20,6 +20,9 @@ pub struct Candidate {
     pub label: String,
     /// Program and arguments; `{tap}` stands for the tap's name.
     pub argv: Vec<String>,
+    /// Further commands run one after the other once `argv` exited 0, timed with it (the same job
+    /// done by hand with several programs); empty for most.
+    pub more: Vec<Vec<String>>,
     /// The tap's state before each call (set untimed), if the call needs one.
     pub before: Option<State>,
     /// The state each call must leave the tap in (checked in sysfs after each call).
@@ -30,20 +33,42 @@ pub struct Candidate {
 
 impl Candidate {
     pub fn command(&self, tap: &str) -> Command {
-        let mut argv = self.argv.iter().map(|a| a.replace("{tap}", tap));
-        let mut cmd = Command::new(argv.next().unwrap_or_default());
-        cmd.args(argv)
-            .env_clear()
-            .env("PATH", PATH)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        cmd
+        program(&self.argv, tap)
+    }
+
+    /// `argv`, then `more`, as commands.
+    fn commands(&self, tap: &str) -> Vec<Command> {
+        std::iter::once(&self.argv)
+            .chain(&self.more)
+            .map(|argv| program(argv, tap))
+            .collect()
     }
 
     fn argv_for(&self, tap: &str) -> Vec<String> {
         self.argv.iter().map(|a| a.replace("{tap}", tap)).collect()
     }
+
+    /// The whole command line, `more` included (` && ` between commands).
+    fn line_for(&self, tap: &str) -> String {
+        std::iter::once(&self.argv)
+            .chain(&self.more)
+            .map(|argv| argv.join(" ").replace("{tap}", tap))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    }
+}
+
+/// One program with a clean environment and `/dev/null` for stdin, stdout and stderr.
+fn program(argv: &[String], tap: &str) -> Command {
+    let mut argv = argv.iter().map(|a| a.replace("{tap}", tap));
+    let mut cmd = Command::new(argv.next().unwrap_or_default());
+    cmd.args(argv)
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
 }
 
 /// Run one `ip` command line (untimed preparation).
@@ -65,13 +90,14 @@ fn ip(line: &str) -> Res<()> {
     Ok(())
 }
 
-/// Why a call failed, by running it again with its output captured.
-fn explain(cand: &Candidate, tap: &str, status: std::process::ExitStatus) -> String {
-    let again = cand
-        .command(tap)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .output();
+/// Why a call failed, by running the failed command again with its output captured.
+fn explain(cand: &Candidate, step: usize, tap: &str, status: std::process::ExitStatus) -> String {
+    let mut cmd = cand
+        .commands(tap)
+        .into_iter()
+        .nth(step)
+        .unwrap_or_else(|| cand.command(tap));
+    let again = cmd.stderr(Stdio::piped()).stdout(Stdio::piped()).output();
     let detail = match again {
         Ok(o) => format!(
             "{}{}",
@@ -81,8 +107,9 @@ fn explain(cand: &Candidate, tap: &str, status: std::process::ExitStatus) -> Str
         Err(e) => e.to_string(),
     };
     format!(
-        "`{}` exited with {status}: {detail}",
-        cand.argv_for(tap).join(" ")
+        "`{}` (command {}) exited with {status}: {detail}",
+        cand.line_for(tap),
+        step + 1
     )
 }
 
@@ -104,23 +131,30 @@ fn one_call(cand: &Candidate) -> Res<(Duration, Duration)> {
     if let Some(state) = cand.before {
         ip(&prepare_line(TAP, 0, state))?;
     }
-    let mut cmd = cand.command(TAP);
+    let mut cmds = cand.commands(TAP);
     let cpu0 = children_cpu();
     let start = Instant::now();
-    let status = cmd
-        .status()
-        .map_err(|e| format!("spawning {}: {e}", cand.argv[0]))?;
+    let mut failed = None;
+    for (step, cmd) in cmds.iter_mut().enumerate() {
+        let status = cmd
+            .status()
+            .map_err(|e| format!("spawning {}: {e}", cand.argv[0]))?;
+        if !status.success() {
+            failed = Some((step, status));
+            break;
+        }
+    }
     let took = start.elapsed();
     let cpu = children_cpu().saturating_sub(cpu0);
-    if !status.success() {
-        return Err(explain(cand, TAP, status).into());
+    if let Some((step, status)) = failed {
+        return Err(explain(cand, step, TAP, status).into());
     }
     if let Some(want) = cand.after {
         let got = state_of(TAP)?;
         if got != want {
             return Err(format!(
                 "`{}` exited 0 but left {TAP} {got:?}, not {want:?}",
-                cand.argv_for(TAP).join(" ")
+                cand.line_for(TAP)
             )
             .into());
         }

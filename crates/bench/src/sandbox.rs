@@ -5,6 +5,8 @@
 //! flooding the host's journal).
 
 use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,8 +25,19 @@ pub const BRIDGE: &str = "br0";
 pub const TAP: &str = "tap0";
 const BRIDGE_ADDR: &str = "192.0.2.1/24";
 const GATEWAY: &str = "192.0.2.254";
+pub const BRIDGE_MAC: &str = "02:00:00:00:02:01";
 /// Exists while `br_netfilter` is loaded; per network namespace.
 const NF_CALL_IPTABLES: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+/// The destinations of the routed-tap measurement: TEST-NET-2 and the IPv6 documentation prefix,
+/// apart from `br0`'s network.
+pub const ROUTE_V4: &str = "198.51.100.10";
+pub const ROUTE_V6: &str = "2001:db8::10";
+/// Forwarding, per network namespace: on, as a host with routed taps has it (qemu-ifup warns on
+/// every call for a routed tap otherwise).
+const FORWARDING: [&str; 2] = [
+    "/proc/sys/net/ipv4/ip_forward",
+    "/proc/sys/net/ipv6/conf/all/forwarding",
+];
 
 /// PATH for every program the benchmark runs (they all get a clean environment).
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -105,6 +118,9 @@ impl Sandbox {
                 Err(e) => format!("this host loads `br_netfilter` and {NF_CALL_IPTABLES} could not be set to 0 ({e}): qemu-ifup warned on every call"),
             }
         });
+        for f in FORWARDING {
+            std::fs::write(f, "1").map_err(|e| format!("turning on {f}: {e}"))?;
+        }
         let sandbox = Sandbox {
             scratch,
             syslog,
@@ -114,7 +130,9 @@ impl Sandbox {
         };
         ip_batch(&[
             "link set lo up".to_string(),
-            format!("link add {BRIDGE} type bridge"),
+            // A MAC set by the admin, as qemu-ifup recommends (it warns on every call about a
+            // bridge whose MAC follows its ports).
+            format!("link add {BRIDGE} address {BRIDGE_MAC} type bridge"),
             format!("link set {BRIDGE} up"),
             format!("address add {BRIDGE_ADDR} dev {BRIDGE}"),
             format!("route add default via {GATEWAY} dev {BRIDGE}"),
@@ -168,6 +186,12 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Undoes [`Sandbox::private_etc`]: the host's `/etc` again (in this mount namespace).
+    pub fn end_private_etc(&self) -> Res<()> {
+        umount2("/etc", MntFlags::MNT_DETACH)
+            .map_err(|e| format!("unmounting the overlay on /etc: {e}").into())
+    }
+
     pub fn syslog_messages(&self) -> Option<usize> {
         self.syslog.as_ref().map(|c| c.load(Ordering::Relaxed))
     }
@@ -205,6 +229,8 @@ fn private_dev_log(scratch: &Path) -> Res<Arc<AtomicUsize>> {
         std::fs::remove_file("/dev/log")?;
     }
     let sock = UnixDatagram::bind("/dev/log")?;
+    // As journald's and rsyslog's: every user may log (the setuid helpers log as the caller).
+    std::fs::set_permissions("/dev/log", std::fs::Permissions::from_mode(0o666))?;
     let count = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&count);
     std::thread::Builder::new()
@@ -247,13 +273,15 @@ pub fn ip_batch(lines: &[String]) -> Res<()> {
     Ok(())
 }
 
-/// Attachment state of a link, read back from sysfs (not through the code under test).
+/// Attachment state of a link, read back from sysfs and procfs (not through the code under test).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// No master, down.
+    /// No master, down (and so no routes: the kernel drops a link's routes when it goes down).
     Detached,
     /// Master `br0`, up.
     Attached,
+    /// No master, up, with a route to [`ROUTE_V4`] through it, and one to [`ROUTE_V6`] iff `v6`.
+    Routed { v6: bool },
 }
 
 pub fn state_of(link: &str) -> Res<State> {
@@ -271,13 +299,46 @@ pub fn state_of(link: &str) -> Res<State> {
     match (master.is_some(), on_bridge, up) {
         (false, _, false) => Ok(State::Detached),
         (true, true, true) => Ok(State::Attached),
+        (false, _, true) if routed_v4(link)? => Ok(State::Routed {
+            v6: routed_v6(link)?,
+        }),
         _ => Err(format!(
-            "{link} is in neither expected state: master {:?}, {}",
+            "{link} is in no expected state: master {:?}, {}, no route to {ROUTE_V4}",
             master,
             if up { "up" } else { "down" }
         )
         .into()),
     }
+}
+
+/// Whether `/proc/net/route` (this network namespace's IPv4 routes) has `ROUTE_V4`/32 via `link`.
+fn routed_v4(link: &str) -> Res<bool> {
+    let want: Ipv4Addr = ROUTE_V4.parse()?;
+    let text = std::fs::read_to_string("/proc/net/route")?;
+    // Iface, Destination, Gateway, Flags, RefCnt, Use, Metric, Mask, ...; addresses are the
+    // kernel's big-endian words printed as native-endian hex.
+    let word = |h: &str| u32::from_str_radix(h, 16).map(|w| Ipv4Addr::from(w.to_ne_bytes()));
+    Ok(text.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 7
+            && f[0] == link
+            && word(f[1]).ok() == Some(want)
+            && word(f[7]).ok() == Some(Ipv4Addr::BROADCAST)
+    }))
+}
+
+/// Whether `/proc/net/ipv6_route` has `ROUTE_V6`/128 via `link`.
+fn routed_v6(link: &str) -> Res<bool> {
+    let want: Ipv6Addr = ROUTE_V6.parse()?;
+    let text = std::fs::read_to_string("/proc/net/ipv6_route")?;
+    // Destination (32 hex digits), its prefix length (hex), ..., the device last.
+    Ok(text.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 10
+            && f[9] == link
+            && u128::from_str_radix(f[0], 16).ok() == Some(u128::from(want))
+            && f[1] == "80"
+    }))
 }
 
 /// The `ip` command that puts a link into `state` (untimed preparation). Detaching also gives
@@ -291,5 +352,6 @@ pub fn prepare_line(link: &str, n: u16, state: State) -> String {
             format!("link set {link} nomaster down address 52:54:00:12:{hi:02x}:{lo:02x}")
         }
         State::Attached => format!("link set {link} master {BRIDGE} up"),
+        State::Routed { .. } => unreachable!("no call starts from a routed tap"),
     }
 }
