@@ -4,9 +4,12 @@
 # and checked:
 # - .deb: built, lintian-clean, installed with apt; files, modes, file capabilities, conffile,
 #   man pages; the real-QEMU end-to-end tests against the INSTALLED /usr/libexec/qemu-ifup-rs;
-#   QEMU run by an unprivileged user in the package's default privilege mode; the modes of
-#   qemu-ifup-rs-privilege; qemu-ifup-rs-divert for QEMU's scripts and for its bridge helper;
-#   `dpkg -r` leaves only the conffile and undoes the diversions, `dpkg -P` leaves nothing.
+#   QEMU run by an unprivileged user in the package's default privilege mode, with the helpers as
+#   script=/downscript= and with the installed helper as its bridge helper (-netdev bridge,
+#   helper=); the modes of qemu-ifup-rs-privilege (the bridge helper again in setuid mode);
+#   qemu-ifup-rs-divert for QEMU's scripts and for its bridge helper (QEMU's default helper then
+#   runs ours); the route protocol name (`proto qemu-ifup-rs` in `ip route`); `dpkg -r` leaves
+#   only the conffiles and undoes the diversions, `dpkg -P` leaves nothing.
 # - RPM (rpmbuild from Debian's rpm package): installed into a scratch root with rpm; files,
 #   modes, file capabilities (rpm -V), %config(noreplace); the --with setuid build gives 4750
 #   root:kvm.
@@ -31,6 +34,7 @@ PKG=qemu-ifup-rs
 UP=/usr/libexec/qemu-ifup-rs
 DOWN=/usr/libexec/qemu-ifdown-rs
 CONF=/etc/qemu-ifup-rs.conf
+RT_PROTOS=/etc/iproute2/rt_protos.d/qemu-ifup-rs.conf # names route protocol 112 for `ip route`
 TEST_UID=4242  # the unprivileged user: no account needed
 BUILD_UID=4243 # the normal user who runs makepkg (which refuses root): no account needed
 HELPER=/usr/lib/qemu/qemu-bridge-helper # QEMU's default bridge helper on Debian
@@ -83,6 +87,7 @@ if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | has -v 'not-installed'; the
     fail "$PKG is already installed (or its conffile is left): purge it first (dpkg -P $PKG)"
 fi
 [ ! -e "$CONF" ] || fail "$CONF exists but $PKG is not installed: move it away first"
+[ ! -e "$RT_PROTOS" ] || fail "$RT_PROTOS exists but $PKG is not installed: move it away first"
 
 WORK=$(mktemp -d /tmp/qemu-ifup-rs-pkgtest.XXXXXX)
 chmod 0755 "$WORK" # the unprivileged QEMU reads the guest image below it
@@ -148,7 +153,7 @@ ok "installed"
 step "4. What the package installed"
 dpkg -L "$PKG" | sort >"$WORK/files"
 expect_files=(
-    "$UP" "$DOWN" "$CONF"
+    "$UP" "$DOWN" "$CONF" "$RT_PROTOS"
     /usr/sbin/qemu-ifup-rs-privilege /usr/sbin/qemu-ifup-rs-divert
     /usr/share/man/man8/qemu-ifup-rs.8.gz /usr/share/man/man8/qemu-ifdown-rs.8.gz
     /usr/share/man/man5/qemu-ifup-rs.conf.5.gz
@@ -168,6 +173,11 @@ if grep -qvE '^[[:space:]]*(#|$)' "$CONF"; then
     fail "$CONF as shipped should be all comments: $(grep -vE '^[[:space:]]*(#|$)' "$CONF")"
 fi
 ok "$CONF: a conffile, root:root 0644, every line a comment"
+dpkg-query -W -f='${Conffiles}\n' "$PKG" | has "^ $RT_PROTOS " || fail "$RT_PROTOS is not a conffile"
+[ "$(stat -c '%a %U:%G' "$RT_PROTOS")" = "644 root:root" ] || fail "$RT_PROTOS: $(stat -c '%a %U:%G' "$RT_PROTOS")"
+[ "$(grep -vE '^[[:space:]]*(#|$)' "$RT_PROTOS" | tr -s ' \t' ' ')" = "112 qemu-ifup-rs" ] ||
+    fail "$RT_PROTOS should name protocol 112 and nothing else: $(cat "$RT_PROTOS")"
+ok "$RT_PROTOS: a conffile, root:root 0644, '112 qemu-ifup-rs'"
 
 # The default privilege: the file capability if this filesystem takes one, else setuid root for
 # group kvm, else none. Probe the filesystem with a scratch file next to the helpers.
@@ -209,7 +219,7 @@ MANWIDTH=80 man qemu-ifdown-rs 2>/dev/null | has 'qemu-ifdown-rs - attach' || fa
 ok "5 man pages found and clean"
 
 # ---------------------------------------------------------------------------------------------
-step "6. The shipped $CONF behaves like no config: the bridge of the default route"
+step "6. The shipped $CONF behaves like no config: the bridge of the default route; routes are proto qemu-ifup-rs"
 # In a fresh network namespace: bridge br0 with the default route, and a tap.
 cat >"$WORK/ns-root.sh" <<'EOF'
 set -euo pipefail
@@ -230,6 +240,26 @@ if ip -j link show dev "$TAP" | has '"master"'; then exit 1; fi
 EOF
 TAP=$TAP UP=$UP DOWN=$DOWN unshare --net bash "$WORK/ns-root.sh" || fail "the shipped config did not pick br0"
 ok "with the shipped config, root's qemu-ifup-rs attached the tap to the default-route bridge"
+# A routed tap (root may name a config): its routes carry protocol 112, which `ip route` names
+# thanks to $RT_PROTOS; qemu-ifdown-rs removes them.
+printf 'tap %s route 198.51.100.10,2001:db8::10\n' "$TAP" >"$WORK/routed.conf"
+cat >"$WORK/ns-routed.sh" <<'EOF'
+set -euo pipefail
+has() { grep "$@" >/dev/null; }
+ip link set lo up
+ip tuntap add dev "$TAP" mode tap
+"$UP" --config "$WORK/routed.conf" "$TAP"
+ip route show dev "$TAP"
+ip -6 route show dev "$TAP"
+ip route show dev "$TAP" | has '^198\.51\.100\.10 proto qemu-ifup-rs scope link'
+ip -6 route show dev "$TAP" | has '^2001:db8::10 proto qemu-ifup-rs '
+ip route show proto qemu-ifup-rs | has '^198\.51\.100\.10 '
+"$DOWN" "$TAP"
+[ -z "$(ip route show dev "$TAP"; ip -6 route show dev "$TAP" proto qemu-ifup-rs)" ]
+EOF
+TAP=$TAP UP=$UP DOWN=$DOWN WORK=$WORK unshare --net bash "$WORK/ns-routed.sh" ||
+    fail "a routed tap's routes are not shown as proto qemu-ifup-rs, or not removed"
+ok "a routed tap's IPv4 and IPv6 routes show as 'proto qemu-ifup-rs' in ip route; qemu-ifdown-rs removed them"
 
 # ---------------------------------------------------------------------------------------------
 step "7. The real-QEMU end-to-end tests against the installed helpers (QEMU_IFUP_RS_INSTALLED=1)"
@@ -354,6 +384,65 @@ none)
     expect_exit 1 'CAP_NET_ADMIN' "${as_user[@]}" "$UP" "$TAP"
     [ -z "$(master "$TAP")" ] || exit 1
     ;;
+bridge-helper | bridge-helper-setuid | default-helper)
+    # QEMU as the user with -netdev bridge: QEMU runs the bridge helper (helper=$UP, or with
+    # default-helper its default $HELPER, diverted to ours), which makes a tap, puts it on br0
+    # and passes it to QEMU. What proves the helper is ours: it applies the config's `bridge br0
+    # mtu 1300` line to the tap (Debian's helper gives a tap br0's MTU, 1400), and its refusal
+    # of a bridge the ACL does not allow is our one-line error on QEMU's stderr.
+    printf 'bridge br0 mtu 1300\n' >/etc/qemu-ifup-rs.conf
+    chmod 0644 /etc/qemu-ifup-rs.conf
+    user=("${as_user[@]}")
+    if [ "$check" = bridge-helper-setuid ]; then # mode 4750 root:kvm: run by a member of kvm
+        user=("${as_user[@]/--clear-groups/--groups=$(getent group kvm | cut -d: -f3)}")
+    fi
+    helper_opt=",helper=$UP"
+    if [ "$check" = default-helper ]; then helper_opt=; fi
+    qemu_bridge() { # qemu_bridge BRIDGE: exec QEMU as the user, the guest pinging 10.0.2.1
+        exec "${user[@]}" env -i PATH="$CLEAN_PATH" qemu-system-x86_64 \
+            -accel tcg -m 256 -nodefaults -no-reboot -display none -monitor none -serial stdio \
+            -kernel "$WORK/guest/kernel" -initrd "$WORK/guest/initrd" \
+            -append "console=ttyS0 panic=-1 quiet ifup_rs.ip=10.0.2.15/24 ifup_rs.ping=10.0.2.1" \
+            -netdev "bridge,id=n0,br=$1$helper_opt" -device virtio-net-pci,netdev=n0,romfile= \
+            </dev/null >"$WORK/console" 2>"$WORK/qemu.err"
+    }
+    ports() { ip -o link show master br0 | awk -F': ' '{print $2}'; }
+    taps() { ip -o link show type tun | awk -F': ' '{print $2}' | sort | tr '\n' ' '; }
+    taps_before=$(taps)
+    qemu_bridge br0 & # in a subshell that becomes QEMU: $! is QEMU's pid
+    qemu=$!
+    tap=
+    for _ in $(seq 600); do
+        tap=$(ports | head -n 1)
+        if [ -n "$tap" ]; then break; fi
+        kill -0 "$qemu" 2>/dev/null || break
+        sleep 0.1
+    done
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$qemu/status" 2>/dev/null || echo gone)
+    [ -n "$tap" ] && ip -d link show dev "$tap"
+    mtu=$(ip -j link show dev "$tap" 2>/dev/null | sed -n 's/.*"mtu":\([0-9]*\).*/\1/p')
+    rc=0
+    timeout 120 tail --pid="$qemu" -f /dev/null || true
+    wait "$qemu" || rc=$?
+    cat "$WORK/console" "$WORK/qemu.err"
+    [ -n "$tap" ] || { echo "no tap ever reached br0"; exit 1; }
+    [ "$uid" = "$TEST_UID" ] || [ "$uid" = gone ] || { echo "QEMU ran as uid $uid"; exit 1; }
+    [ "$mtu" = 1300 ] || { echo "the tap has MTU $mtu, not the config's 1300: not our helper?"; exit 1; }
+    grep -q GUEST-PING-OK "$WORK/console" || { echo "the guest could not ping 10.0.2.1"; exit 1; }
+    [ "$rc" = 0 ] || { echo "QEMU exited with status $rc"; exit 1; }
+    for _ in $(seq 20); do ip link show dev "$tap" >/dev/null 2>&1 || break; sleep 0.1; done
+    ! ip link show dev "$tap" >/dev/null 2>&1 || { echo "$tap outlived QEMU"; exit 1; }
+    [ -z "$(ports)" ] || { echo "br0 still has ports: $(ports)"; exit 1; }
+    echo "QEMU (uid $TEST_UID) got $tap on br0 (MTU $mtu) from the helper; gone after QEMU"
+    # A bridge the ACL does not allow: QEMU fails with our helper's message, and no tap is left.
+    rc=0
+    (qemu_bridge br-other) || rc=$?
+    cat "$WORK/qemu.err"
+    [ "$rc" != 0 ] || { echo "QEMU started on br-other"; exit 1; }
+    grep -q '^qemu-ifup: error: bridge br-other: ' "$WORK/qemu.err" ||
+        { echo "QEMU's stderr lacks our helper's refusal"; exit 1; }
+    [ "$(taps)" = "$taps_before" ] || { echo "taps before: $taps_before; after: $(taps)"; exit 1; }
+    ;;
 default-script)
     # qemu-ifup-rs-divert enable: QEMU's default /etc/qemu-ifup (no script= given) is ours.
     env -i PATH="$CLEAN_PATH" qemu-system-x86_64 \
@@ -383,6 +472,9 @@ else
     ok "QEMU as uid $TEST_UID: its tap joined br0 with br0's MTU, the guest pinged the host, the tap was detached"
     ns_user denials || fail "an unprivileged request that should be refused was not"
     ok "another user's tap, a denied bridge, an unlisted bridge, QEMU_IFUP_CONFIG and --config are refused"
+    t=$SECONDS
+    ns_user bridge-helper || fail "QEMU as uid $TEST_UID with -netdev bridge,helper=$UP failed"
+    ok "QEMU as uid $TEST_UID with -netdev bridge,helper=$UP ($mode): the tap it made was on br0 with the config's MTU, the guest pinged the host, no tap after; br-other refused with our message ($((SECONDS - t)) s)"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -396,6 +488,9 @@ for f in "$UP" "$DOWN"; do
 done
 ns_user setuid || fail "setuid mode: the kvm/non-kvm user check failed"
 ok "setuid: 4750 root:kvm via dpkg-statoverride; a member of kvm attaches its tap"
+t=$SECONDS
+ns_user bridge-helper-setuid || fail "setuid mode: QEMU with -netdev bridge,helper=$UP failed"
+ok "setuid: QEMU run by a member of kvm with -netdev bridge,helper=$UP: tap on br0 with the config's MTU, the guest pinged, no tap after ($((SECONDS - t)) s)"
 dpkg -i "$deb" >/dev/null # an upgrade, as far as dpkg is concerned
 for f in "$UP" "$DOWN"; do
     [ "$(stat -c '%a %U:%G' "$f")" = "4750 root:kvm" ] || fail "$f: $(stat -c '%a %U:%G' "$f") after reinstall"
@@ -466,6 +561,13 @@ run_readme 'sudo qemu-ifup-rs-divert status' | tee "$WORK/divert-status"
 has -xF "$HELPER: enabled (-> $UP; QEMU's is $HELPER.distrib)" "$WORK/divert-status" || fail "status does not say the helper is enabled"
 has -xF "/etc/qemu-ifup: disabled (not diverted)" "$WORK/divert-status" || fail "status does not say the scripts are disabled"
 ok "bridge-helper enable: $HELPER (QEMU's default) -> $UP, diverted by $PKG; QEMU's helper kept as .distrib"
+if [ "$mode" = none ]; then
+    echo "skipped: QEMU's default helper as uid $TEST_UID (this machine gives the helpers no privilege by default)"
+else
+    t=$SECONDS
+    ns_user default-helper || fail "QEMU as uid $TEST_UID with -netdev bridge (no helper=) did not run ours"
+    ok "QEMU as uid $TEST_UID with -netdev bridge and no helper=: $HELPER ran ours (the config's MTU, our refusal message); the guest pinged, no tap after ($((SECONDS - t)) s)"
+fi
 dpkg -i "$deb" >/dev/null
 check_helper_enabled "after reinstalling $PKG"
 ok "an upgrade of $PKG keeps the diversion"
@@ -489,7 +591,7 @@ qemu-ifup-rs-divert bridge-helper enable >/dev/null
 qemu-ifup-rs-privilege none >/dev/null
 
 # ---------------------------------------------------------------------------------------------
-step "12. dpkg -r leaves only the conffile and undoes the diversions; dpkg -P leaves nothing"
+step "12. dpkg -r leaves only the conffiles and undoes the diversions; dpkg -P leaves nothing"
 cp /etc/qemu-ifup-rs.conf "$WORK/conf-before-remove"
 dpkg -r "$PKG"
 dpkg-query -W -f='${Status}\n' "$PKG" | has 'deinstall ok config-files' || fail "status after dpkg -r: $(dpkg-query -W -f='${Status}' "$PKG")"
@@ -497,6 +599,8 @@ while IFS= read -r f; do
     [ -d "$f" ] && [ ! -L "$f" ] && continue # shared directories (/etc, /usr/share/man/man8 ...)
     if [ "$f" = "$CONF" ]; then
         cmp -s "$f" "$WORK/conf-before-remove" || fail "dpkg -r changed $CONF"
+    elif [ "$f" = "$RT_PROTOS" ]; then
+        [ -f "$f" ] || fail "dpkg -r removed the conffile $RT_PROTOS (only purge should)"
     elif [ -e "$f" ] || [ -L "$f" ]; then
         fail "dpkg -r left $f"
     fi
@@ -510,11 +614,12 @@ fi
 [ ! -L "$HELPER" ] && [ ! -e "$HELPER.distrib" ] || fail "dpkg -r left the $HELPER symlink or .distrib"
 [ "$(md5sum <"$HELPER" | cut -d' ' -f1)" = "$helper_sum" ] || fail "dpkg -r did not give QEMU its $HELPER back"
 dpkg-statoverride --list "$UP" >/dev/null || fail "dpkg -r dropped the statoverride (only purge should)"
-ok "dpkg -r: only $CONF left (and the admin's statoverride); QEMU's scripts and bridge helper are back"
+ok "dpkg -r: only the conffiles $CONF and $RT_PROTOS left (and the admin's statoverride); QEMU's scripts and bridge helper are back"
 dpkg -P "$PKG"
 installed=
 dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | has -v 'not-installed' && fail "$PKG still known to dpkg after purge"
 [ ! -e "$CONF" ] || fail "dpkg -P left $CONF"
+[ ! -e "$RT_PROTOS" ] || fail "dpkg -P left $RT_PROTOS"
 compgen -G "$CONF.*" >/dev/null && fail "dpkg -P left $(compgen -G "$CONF.*")"
 for f in "$UP" "$DOWN"; do
     ! dpkg-statoverride --list "$f" >/dev/null || fail "dpkg -P left the statoverride of $f"
@@ -556,7 +661,7 @@ if [ "${PACKAGE_TEST_RPM:-1}" = 1 ]; then
     R=$WORK/rpm-root
     rpm_install "$R" "$rpm_file"
     rpmq "$R" -ql "$PKG" >"$WORK/rpm-files"
-    for f in "$UP" "$DOWN" "$CONF" /usr/share/man/man8/qemu-ifup-rs.8 /usr/share/man/man8/qemu-ifdown-rs.8 \
+    for f in "$UP" "$DOWN" "$CONF" "$RT_PROTOS" /usr/share/man/man8/qemu-ifup-rs.8 /usr/share/man/man8/qemu-ifdown-rs.8 \
         /usr/share/man/man5/qemu-ifup-rs.conf.5 "/usr/share/licenses/$PKG-$VERSION/LICENSE-MIT" \
         "/usr/share/doc/$PKG-$VERSION/GUIDE.md" "/usr/share/doc/$PKG-$VERSION/bridge.conf.example"; do
         # Man pages: gzipped by brp-compress on Fedora, left as they are by Debian's rpm.
@@ -573,6 +678,9 @@ if [ "${PACKAGE_TEST_RPM:-1}" = 1 ]; then
     ok "RPM: helpers 0755 root:root with cap_net_admin=ep, config 0644; rpm -V clean (modes, capabilities, digests)"
     flags=$(rpmq "$R" -q --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$PKG" | awk -v f="$CONF" '$2 == f {print $1}')
     [ "$flags" = cn ] || fail "RPM $CONF has file flags '$flags', not cn (%config(noreplace))"
+    flags=$(rpmq "$R" -q --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$PKG" | awk -v f="$RT_PROTOS" '$2 == f {print $1}')
+    [ "$flags" = cn ] || fail "RPM $RT_PROTOS has file flags '$flags', not cn (%config(noreplace))"
+    cmp -s "$R$RT_PROTOS" packaging/rt_protos.conf || fail "RPM $RT_PROTOS is not packaging/rt_protos.conf"
     echo '# a local change' >>"$R$CONF"
     rpm --root "$R" --dbpath /var/lib/rpm -U --replacepkgs --nodeps --noscripts "$rpm_file" 2>/dev/null
     tail -n 1 "$R$CONF" | has -x '# a local change' || fail "reinstalling the RPM overwrote the changed $CONF"
@@ -580,7 +688,7 @@ if [ "${PACKAGE_TEST_RPM:-1}" = 1 ]; then
     rpm --root "$R" --dbpath /var/lib/rpm -e --nodeps --noscripts "$PKG" 2>/dev/null
     [ ! -e "$R$UP" ] || fail "rpm -e left $UP"
     tail -n 1 "$R$CONF.rpmsave" 2>/dev/null | has -x '# a local change' || fail "rpm -e did not keep the changed $CONF as .rpmsave"
-    ok "RPM: $CONF is %config(noreplace): a local change survives a reinstall, rpm -e keeps it as .rpmsave"
+    ok "RPM: $CONF is %config(noreplace): a local change survives a reinstall, rpm -e keeps it as .rpmsave; $RT_PROTOS is %config(noreplace) too"
 
     setuid_cmd='packaging/build-rpm.sh target/packages/setuid --with setuid'
     has -F "$setuid_cmd" packaging/README.md || fail "packaging/README.md no longer shows '$setuid_cmd'"
@@ -647,7 +755,8 @@ if [ "${PACKAGE_TEST_ARCH:-1}" = 1 ]; then
 
     bsdtar -tvf "$pkgfile" | awk '{print $1, $3, $4, $NF}' >"$WORK/arch-list"
     for want in "-rwxr-xr-x root root usr/libexec/qemu-ifup-rs" "-rwxr-xr-x root root usr/libexec/qemu-ifdown-rs" \
-        "-rw-r--r-- root root etc/qemu-ifup-rs.conf" "-rw-r--r-- root root usr/share/man/man8/qemu-ifup-rs.8.gz" \
+        "-rw-r--r-- root root etc/qemu-ifup-rs.conf" "-rw-r--r-- root root etc/iproute2/rt_protos.d/qemu-ifup-rs.conf" \
+        "-rw-r--r-- root root usr/share/man/man8/qemu-ifup-rs.8.gz" \
         "-rw-r--r-- root root usr/share/man/man5/qemu-ifup-rs.conf.5.gz" \
         "-rw-r--r-- root root usr/share/licenses/$PKG/LICENSE-MIT" "-rw-r--r-- root root usr/share/doc/$PKG/GUIDE.md" \
         "-rw-r--r-- root root .INSTALL"; do
@@ -657,10 +766,11 @@ if [ "${PACKAGE_TEST_ARCH:-1}" = 1 ]; then
         fail "the Arch package lacks the qemu-ifdown-rs.8.gz link"
     pkginfo=$(bsdtar -xOf "$pkgfile" .PKGINFO)
     has -x 'backup = etc/qemu-ifup-rs.conf' <<<"$pkginfo" || fail ".PKGINFO has no backup = etc/qemu-ifup-rs.conf"
+    has -x "backup = ${RT_PROTOS#/}" <<<"$pkginfo" || fail ".PKGINFO has no backup = ${RT_PROTOS#/}"
     [ "$(sed -n 's/^depend = //p' <<<"$pkginfo" | tr '\n' ' ')" = "glibc libcap " ] ||
         fail ".PKGINFO depends: $(sed -n 's/^depend = //p' <<<"$pkginfo" | tr '\n' ' ')"
     bsdtar -xOf "$pkgfile" .INSTALL | cmp -s - packaging/arch/qemu-ifup-rs.install || fail ".INSTALL is not packaging/arch/qemu-ifup-rs.install"
-    ok "Arch package: files and modes (helpers 0755, config 0644, all root), backup=(etc/qemu-ifup-rs.conf), depends glibc libcap, .INSTALL"
+    ok "Arch package: files and modes (helpers 0755, configs 0644, all root), backup=(etc/qemu-ifup-rs.conf ${RT_PROTOS#/}), depends glibc libcap, .INSTALL"
 
     # Installed into a scratch root with Debian's pacman, without scriptlets (the root has no
     # shell to chroot into); the install script then runs from that root as pacman would run
