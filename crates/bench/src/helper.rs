@@ -116,12 +116,14 @@ fn settle(tap: &str) {
     std::thread::sleep(SETTLE);
 }
 
-/// `/bin/true`, spawned and reaped like a helper: the floor.
+/// `/bin/true`, spawned and reaped exactly like a helper (a socket pair, one end as descriptor
+/// [`FD`], which makes std fork rather than `posix_spawn`, as QEMU and libvirt do): the floor.
 fn floor_call(ids: Option<(u32, u32)>) -> Res<(Duration, Duration)> {
     let cmd = command(&PathBuf::from("/bin/true"), &[], ids);
     let cpu0 = children_cpu();
     let start = Instant::now();
-    let out = { cmd }.spawn()?.wait_with_output()?;
+    let (_ours, theirs) = socket_pair();
+    let out = spawn_with_fd(cmd, theirs, FD)?.wait_with_output()?;
     let took = start.elapsed();
     if !out.status.success() {
         return Err(format!("/bin/true: {}", out.status).into());

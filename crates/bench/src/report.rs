@@ -507,9 +507,13 @@ pub fn markdown(r: &Results) -> String {
              afterwards (untimed) removes the tap. The ACL `/etc/qemu/bridge.conf` (`allow br0`, \
              in a private overlay on `/etc`) is read by both helpers. Run as root, then as an \
              unprivileged uid running setuid-root copies of both helpers (on the benchmark's \
-             tmpfs), as a user's QEMU runs them; `/bin/true` is spawned and reaped the same way. \
+             tmpfs), as a user's QEMU runs them; `/bin/true` is spawned and reaped the same way \
+             (with the socket as descriptor {}, so that it is forked as the helpers are: the \
+             floor of this harness, above the `/bin/true` of the per-call table, which std starts \
+             with `posix_spawn`). \
              {} interleaved rounds after {} warm-up rounds, with no other links. \"ratio\" is \
              the figure ÷ ours.\n",
+            crate::helper::FD,
             crate::helper::FD,
             crate::helper::FD,
             r.rounds,
