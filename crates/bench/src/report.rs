@@ -198,11 +198,13 @@ fn targets(r: &Results) -> Vec<Target> {
         for &p in &heads {
             let x = r.stat_at(p, num).median / r.stat_at(p, den).median;
             met &= if at_most { x <= limit } else { x >= limit };
-            parts.push(format!(
-                "{} ({})",
-                fmt_ratio(x),
-                links_label(r.samples[p].0)
-            ));
+            // Three decimals where two would round onto the limit and hide which side it is on.
+            let shown = if fmt_ratio(x) == fmt_ratio(limit) && x != limit {
+                format!("{x:.3}×")
+            } else {
+                fmt_ratio(x)
+            };
+            parts.push(format!("{shown} ({})", links_label(r.samples[p].0)));
         }
         t.push(Target {
             what: what.into(),
