@@ -115,15 +115,19 @@ fn gather_up(
             }
         },
         None => {
-            let routes = net.default_routes().map_err(&err)?;
+            // IPv4 first; the IPv6 routes are looked up only when no IPv4 one goes via a bridge.
+            let mut routes = Vec::new();
             let mut candidates = Vec::new();
-            'routes: for route in &routes {
-                for &dev in &route.devices {
-                    let link = net.link_by_index(dev).map_err(&err)?;
-                    let is_bridge = link.as_ref().is_some_and(Link::is_bridge);
-                    candidates.push(link);
-                    if is_bridge {
-                        break 'routes;
+            'families: for ipv6 in [false, true] {
+                routes.extend(net.default_routes(ipv6).map_err(&err)?);
+                for route in routes.iter().filter(|r| r.ipv6 == ipv6) {
+                    for &dev in &route.devices {
+                        let link = net.link_by_index(dev).map_err(&err)?;
+                        let is_bridge = link.as_ref().is_some_and(Link::is_bridge);
+                        candidates.push(link);
+                        if is_bridge {
+                            break 'families;
+                        }
                     }
                 }
             }
@@ -1008,6 +1012,19 @@ mod tests {
         ];
         ifup(&mut net, &Mode::Trusted, None, "vmtap0").unwrap();
         assert_eq!(net.link("vmtap0").master, Some(3));
+        // IPv4 before IPv6, whatever the metrics: an IPv4 default route via br0 wins over an
+        // IPv6 one via br1 with a lower metric.
+        let mut net = world();
+        net.routes = vec![
+            DefaultRoute {
+                ipv6: true,
+                metric: 1,
+                devices: vec![3],
+            },
+            route(500, vec![2]),
+        ];
+        ifup(&mut net, &Mode::Trusted, None, "vmtap0").unwrap();
+        assert_eq!(net.link("vmtap0").master, Some(2));
         // Privileged mode: the tap is checked before the missing bridge is reported.
         let mut net = world();
         net.links.push(tap(20, "vmx", Some(BOB), None));

@@ -15,8 +15,8 @@ pub trait Net {
     fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError>;
     /// A link by ifindex. `None`: no such link.
     fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetlinkError>;
-    /// The default routes of the main table, IPv4 then IPv6, each in the kernel's order.
-    fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError>;
+    /// The default routes of the main table of one family, in the kernel's order.
+    fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError>;
     /// The VLANs of a bridge port.
     fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError>;
     /// One `RTM_SETLINK`.
@@ -49,8 +49,8 @@ impl Net for Socket {
         Socket::link_by_index(self, index)
     }
 
-    fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError> {
-        Socket::default_routes(self)
+    fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError> {
+        Socket::default_routes(self, ipv6)
     }
 
     fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError> {
@@ -199,8 +199,13 @@ pub mod fake {
             Ok(self.links.iter().find(|l| l.index == index).cloned())
         }
 
-        fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError> {
-            Ok(self.routes.clone())
+        fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError> {
+            Ok(self
+                .routes
+                .iter()
+                .filter(|r| r.ipv6 == ipv6)
+                .cloned()
+                .collect())
         }
 
         fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError> {

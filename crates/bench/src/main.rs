@@ -244,7 +244,7 @@ fn run(args: &[OsString]) -> Res<()> {
     );
 
     // Without a config our helper picks the default-route bridge; if the host has a config file,
-    // point it at an empty one, which the contract makes equivalent.
+    // point it at an empty one, which qemu-ifup-rs(8) says is the same as none.
     let mut ifup_argv = vec![ifup.display().to_string()];
     let config_note = if Path::new(ifup_rs_config()).exists() {
         let empty = sb.scratch.join("empty.conf");

@@ -77,22 +77,20 @@ fn rtmsg(family: u8, dst_len: u8, protocol: u8, scope: u8, kind: u8) -> Vec<u8> 
 }
 
 impl Socket {
-    /// The unicast default routes of the main table with their devices: the IPv4 ones, then the
-    /// IPv6 ones, each family in the kernel's order (lowest metric first).
-    pub fn default_routes(&mut self) -> Result<Vec<DefaultRoute>, NetlinkError> {
-        let mut out = Vec::new();
-        for family in [AF_INET, AF_INET6] {
-            for r in self.routes(family, None, None)? {
-                if r.dst_len == 0 && r.kind == rt::RTN_UNICAST && !r.devices.is_empty() {
-                    out.push(DefaultRoute {
-                        ipv6: family == AF_INET6,
-                        metric: r.metric,
-                        devices: r.devices,
-                    });
-                }
-            }
-        }
-        Ok(out)
+    /// The unicast default routes of the main table with their devices, of IPv6 or IPv4, in the
+    /// kernel's order (lowest metric first).
+    pub fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError> {
+        let family = if ipv6 { AF_INET6 } else { AF_INET };
+        Ok(self
+            .routes(family, None, None)?
+            .into_iter()
+            .filter(|r| r.dst_len == 0 && r.kind == rt::RTN_UNICAST && !r.devices.is_empty())
+            .map(|r| DefaultRoute {
+                ipv6,
+                metric: r.metric,
+                devices: r.devices,
+            })
+            .collect())
     }
 
     /// The routes of the main table of `family` (`AF_INET`/`AF_INET6`), filtered by the kernel
