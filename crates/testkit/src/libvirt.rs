@@ -13,7 +13,9 @@
 //!   in the namespace. The empty `/run` also hides the host's D-Bus and systemd, and the host
 //!   libvirt's own sockets and state;
 //! - the instance's own files (below), then a tmpfs on `/tmp` and a sysfs of the test's network
-//!   namespace on `/sys` (sysfs shows the devices of the namespace that mounts it);
+//!   namespace on `/sys` (sysfs shows the devices of the namespace that mounts it). The build's
+//!   directory (cargo's target directory: the helpers' copies and the guest images) is bound
+//!   back in place when a tmpfs covers it (a checkout under `/tmp` or `/home`);
 //!
 //! then starts `libvirtd` with a clean environment, and waits. Dropping the [`Libvirtd`] SIGKILLs
 //! that init: the kernel then kills everything in the pid namespace (libvirtd, QEMU), the taps
@@ -70,11 +72,24 @@ pub const SYSTEM_URI: &str = "qemu:///system";
 const PRIVATE_DIR: &str = "/run/.ifup-testkit";
 
 /// The start of every instance's init script (`unshare` runs it as the new pid namespace's
-/// init): `/run`, the log, overlays on `/etc` and `/var`, and `overlay DIR` for more.
+/// init): `/run`, the log, overlays on `/etc` and `/var`, `overlay DIR` for more, and `cover DIR
+/// MODE` for a tmpfs on a directory that keeps the build's directory (`$1`: the helpers' copies
+/// and the guest images are there) visible when it was under `DIR` (a checkout in `/tmp` or
+/// `/home`).
 const INIT_START: &str = r#"set -eu
+keep=$1
+shift
 mount -t tmpfs -o mode=0755 ifup-testkit /run
-mkdir -m 0700 /run/.ifup-testkit
+mkdir -m 0700 /run/.ifup-testkit /run/.ifup-testkit/keep
 exec 2>>/run/.ifup-testkit/libvirtd.log
+mount --bind "$keep" /run/.ifup-testkit/keep
+# cover DIR MODE: an empty tmpfs on /DIR, with the build's directory back in place.
+cover() {
+    mount -t tmpfs -o "mode=$2" ifup-testkit "/$1"
+    case "$keep/" in
+    "/$1/"*) mkdir -p "$keep" && mount --bind /run/.ifup-testkit/keep "$keep" ;;
+    esac
+}
 # overlay DIR: /DIR as the host has it, every change kept in /run.
 overlay() {
     upper=/run/.ifup-testkit/$(printf '%s' "$1" | tr / _)
@@ -87,7 +102,7 @@ overlay var
 
 /// The end of every init script. The instance's part (between [`INIT_START`] and this) has
 /// shifted its own parameters away: what is left is the command that starts libvirtd.
-const INIT_END: &str = r#"mount -t tmpfs -o mode=1777 ifup-testkit /tmp
+const INIT_END: &str = r#"cover tmp 1777
 mount -t sysfs ifup-testkit /sys
 cd /
 echo "ifup-testkit: starting $*" >&2
@@ -104,7 +119,7 @@ echo "ifup-testkit: libvirtd exited" >&2
 const SESSION_INIT: &str = r#"uid=$1 gid=$2 user=$3 bridge_conf=$4 qemu_conf=$5
 shift 5
 home=/home/$user
-mount -t tmpfs -o mode=0755 ifup-testkit /home
+cover home 0755
 echo "$user:x:$uid:$gid:ifup-testkit libvirt session user:$home:/bin/sh" >> /etc/passwd
 echo "$user:x:$gid:" >> /etc/group
 mkdir -p -m 0755 /etc/qemu
@@ -118,7 +133,7 @@ chmod 0700 "/run/user/$uid"
 
 /// The system instance's part of the init script. `$1` the `qemu-ifup` to install, `$2` the
 /// `qemu-ifdown`, `$3` the text of `/etc/qemu-ifup-rs.conf`, `$4` the text of
-/// `/etc/libvirt/qemu.conf`. Copied before `/tmp` is covered: the build may live there.
+/// `/etc/libvirt/qemu.conf`.
 const SYSTEM_INIT: &str = r#"ifup=$1 ifdown=$2 ifup_conf=$3 qemu_conf=$4
 shift 4
 overlay usr/libexec
@@ -397,6 +412,16 @@ impl Instance {
     }
 }
 
+/// The build's directory (cargo's target directory, marked by its `CACHEDIR.TAG`) that holds the
+/// running test: the helpers' copies and the guest images are in its `tmp/`.
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's executable");
+    exe.ancestors()
+        .find(|d| d.join("CACHEDIR.TAG").is_file())
+        .unwrap_or_else(|| panic!("{} is not in a cargo target directory", exe.display()))
+        .to_path_buf()
+}
+
 /// A running private libvirtd; see the module documentation. Stopped on drop.
 pub struct Libvirtd {
     instance: Instance,
@@ -456,6 +481,7 @@ impl Libvirtd {
             &format!("{INIT_START}{part}{INIT_END}"),
             "ifup-testkit-libvirt",
         ])
+        .arg(build_dir())
         .args(args)
         .env_clear()
         .env("PATH", CLEAN_PATH)
