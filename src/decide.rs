@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use ifup_netlink::consts::rt;
 use ifup_netlink::{DefaultRoute, Link, Route, VlanEntry};
 use ifup_policy::{
     tap_is_callers, Acl, AclVerdict, BridgeDef, Caller, Choice, Config, IfName, NotCallers,
@@ -123,6 +124,32 @@ pub fn the_tap(argv: &IfName, found: Option<Link>) -> Result<Option<Tap>, Error>
         });
     }
     Ok(Some(Tap { link, name }))
+}
+
+/// A name the kernel reported, checked as ours are rather than trusted; `at` says what it was
+/// about, should it fail.
+pub fn kernel_name(name: &str, at: impl FnOnce() -> Subject) -> Result<IfName, Error> {
+    IfName::parse(name).map_err(|e| Error::Invalid {
+        at: at(),
+        reason: e.to_string(),
+    })
+}
+
+/// `bridge` (for the tap `tap`, if there is one yet) must be a bridge; returns its kernel name.
+/// `origin` says where it was named.
+fn a_bridge(bridge: &Link, tap: Option<&IfName>, origin: &str) -> Result<IfName, Error> {
+    let at = || Subject {
+        tap: tap.map(ToString::to_string),
+        bridge: Some(bridge.name.clone()),
+    };
+    if !bridge.is_bridge() {
+        return Err(Error::NotABridge {
+            at: at(),
+            what: bridge.describe(),
+            origin: origin.to_owned(),
+        });
+    }
+    kernel_name(&bridge.name, at)
 }
 
 /// Privileged mode: the tap must be the caller's.
@@ -404,17 +431,7 @@ pub fn up(mode: &Mode, config_desc: &str, facts: UpFacts) -> Result<Up, Error> {
             origin: origin.to_string(),
         });
     };
-    if !bridge.is_bridge() {
-        return Err(Error::NotABridge {
-            at: Subject::new(&tap.name, Some(&bridge.name)),
-            what: bridge.describe(),
-            origin: origin.to_string(),
-        });
-    }
-    let kernel_name = IfName::parse(&bridge.name).map_err(|e| Error::Invalid {
-        at: Subject::new(&tap.name, Some(&bridge.name)),
-        reason: e.to_string(),
-    })?;
+    let kernel_name = a_bridge(&bridge, Some(&tap.name), &origin.to_string())?;
     acl_allows(mode, &tap, &kernel_name)?;
     if let (Mode::Privileged { .. }, Some(m)) = (mode, tap.link.master) {
         if m != bridge.index {
@@ -463,7 +480,7 @@ fn routed(
     let mut present = Vec::new();
     for (prefix, routes) in existing {
         for e in routes {
-            if e.route.kind == RTN_UNICAST && e.route.devices == [tap.link.index] {
+            if e.route.kind == rt::RTN_UNICAST && e.route.devices == [tap.link.index] {
                 present.push(*prefix);
                 continue;
             }
@@ -489,9 +506,6 @@ fn routed(
         origin,
     })
 }
-
-/// `RTN_UNICAST`: a route that delivers through its devices.
-const RTN_UNICAST: u8 = 1;
 
 /// What the lookups for qemu-ifdown found.
 #[derive(Debug, Clone)]
@@ -531,10 +545,7 @@ pub fn down(mode: &Mode, facts: DownFacts) -> Result<Option<Detach>, Error> {
                         Denial::MasterNotBridge { what: m.describe() },
                     ));
                 }
-                let bridge = IfName::parse(&m.name).map_err(|e| Error::Invalid {
-                    at: Subject::new(&tap.name, Some(&m.name)),
-                    reason: e.to_string(),
-                })?;
+                let bridge = kernel_name(&m.name, || Subject::new(&tap.name, Some(&m.name)))?;
                 acl_allows(mode, &tap, &bridge)?;
             }
             (None, None) => {}
@@ -554,17 +565,7 @@ pub fn helper(mode: &Mode, bridge_name: &IfName, bridge: Option<Link>) -> Result
             origin,
         });
     };
-    if !bridge.is_bridge() {
-        return Err(Error::NotABridge {
-            at: Subject::bridge(&bridge.name),
-            what: bridge.describe(),
-            origin,
-        });
-    }
-    let kernel_name = IfName::parse(&bridge.name).map_err(|e| Error::Invalid {
-        at: Subject::bridge(&bridge.name),
-        reason: e.to_string(),
-    })?;
+    let kernel_name = a_bridge(&bridge, None, &origin)?;
     if let Some(reason) = acl_denial(mode, &kernel_name) {
         return Err(Error::Denied {
             at: Subject::bridge(&kernel_name),

@@ -187,23 +187,20 @@ pub fn up(
         }
     };
     let origin = a.origin.to_string();
-    let plan = plan::up(&a).map_err(|e| Error::Invalid {
-        at: Subject::new(&a.tap.name, Some(&a.bridge.name)),
-        reason: e.reason(&a.bridge, &origin),
-    })?;
+    let plan = plan_attach(&a)?;
     let (tap, bridge) = (&a.tap, &a.bridge);
     if dry_run {
-        let mut out = format!(
-            "tap {} (ifindex {}), bridge {} (ifindex {}, {origin})\n",
+        let header = format!(
+            "tap {} (ifindex {}), bridge {} (ifindex {}, {origin})",
             tap.name, tap.link.index, bridge.name, bridge.index
         );
-        if let Some(note) = note {
-            out.push_str(&format!("  {note}\n"));
-        }
-        push_steps(&mut out, &plan, &bridge.name, "already attached and up");
         return Ok(Outcome {
-            stdout: out,
-            changes: vec![],
+            stdout: dry_run_text(
+                header,
+                note,
+                plan.describe(&bridge.name),
+                "already attached and up",
+            ),
             bridge: Some(a.bridge),
             ..Outcome::default()
         });
@@ -244,22 +241,17 @@ fn create_bridge_dry_run(
     argv: &IfName,
     note: Option<&str>,
 ) -> Result<Outcome, Error> {
-    let mut out = format!(
-        "tap {argv}, bridge {} (to be created: create-bridge line at {})\n",
+    let header = format!(
+        "tap {argv}, bridge {} (to be created: create-bridge line at {})",
         def.name, def.at
     );
-    if let Some(note) = note {
-        out.push_str(&format!("  {note}\n"));
-    }
-    for l in bridge_creation(def) {
-        out.push_str(&format!("  {l}\n"));
-    }
-    out.push_str(&format!(
-        "  then attach the tap to {} as its rule says\n",
+    let mut lines = bridge_creation(def);
+    lines.push(format!(
+        "then attach the tap to {} as its rule says",
         def.name
     ));
     Ok(Outcome {
-        stdout: out,
+        stdout: dry_run_text(header, note, lines, ""),
         ..Outcome::default()
     })
 }
@@ -337,8 +329,8 @@ fn routed(
     })?;
     let families = Families::of(&r.prefixes);
     if dry_run {
-        let mut out = format!(
-            "tap {} (ifindex {}), routed: {} ({})\n",
+        let header = format!(
+            "tap {} (ifindex {}), routed: {} ({})",
             r.tap.name,
             r.tap.link.index,
             r.prefixes
@@ -348,12 +340,13 @@ fn routed(
                 .join(", "),
             r.origin
         );
-        if let Some(note) = note {
-            out.push_str(&format!("  {note}\n"));
-        }
-        push_steps(&mut out, &plan, "", "its routes are in place and it is up");
         return Ok(Outcome {
-            stdout: out,
+            stdout: dry_run_text(
+                header,
+                note,
+                plan.describe(""),
+                "its routes are in place and it is up",
+            ),
             routed: Some(families),
             ..Outcome::default()
         });
@@ -418,18 +411,14 @@ pub fn down(
             Some(m) => format!("bridge {}", m.name),
             None => "on no bridge".to_owned(),
         };
-        let mut out = format!("tap {} (ifindex {}), {on}\n", d.tap.name, d.tap.link.index);
-        if let Some(note) = note {
-            out.push_str(&format!("  {note}\n"));
-        }
-        push_steps(
-            &mut out,
-            &plan,
-            bridge,
-            "not attached, no route of ours, down",
-        );
+        let header = format!("tap {} (ifindex {}), {on}", d.tap.name, d.tap.link.index);
         return Ok(Outcome {
-            stdout: out,
+            stdout: dry_run_text(
+                header,
+                note,
+                plan.describe(bridge),
+                "not attached, no route of ours, down",
+            ),
             ..Outcome::default()
         });
     }
@@ -487,10 +476,7 @@ pub fn helper(
             at: Subject::new(&new.name, Some(&bridge.name)),
             reason: "the new tap cannot be found".to_owned(),
         })?;
-    let name = IfName::parse(&link.name).map_err(|e| Error::Invalid {
-        at: Subject::new(&new.name, Some(&bridge.name)),
-        reason: e.to_string(),
-    })?;
+    let name = decide::kernel_name(&link.name, || Subject::new(&new.name, Some(&bridge.name)))?;
     let (options, origin) = match config.and_then(|c| c.choose_for_bridge(&name, bridge_name)) {
         Some(choice) => (
             choice.options,
@@ -508,10 +494,7 @@ pub fn helper(
         origin,
         vlans: None,
     };
-    let plan = plan::up(&a).map_err(|e| Error::Invalid {
-        at: Subject::new(&a.tap.name, Some(&a.bridge.name)),
-        reason: e.reason(&a.bridge, &a.origin.to_string()),
-    })?;
+    let plan = plan_attach(&a)?;
     apply(net, &a.tap, Some(&a.bridge.name), &plan)?;
     let outcome = Outcome {
         routed: None,
@@ -529,14 +512,28 @@ pub fn helper(
     Ok((outcome, new))
 }
 
-fn push_steps(out: &mut String, plan: &Plan, bridge: &str, nothing: &str) {
-    let lines = plan.describe(bridge);
+/// The plan for attaching, or why there is none (nothing changed).
+fn plan_attach(a: &decide::Attach) -> Result<Plan, Error> {
+    plan::up(a).map_err(|e| Error::Invalid {
+        at: Subject::new(&a.tap.name, Some(&a.bridge.name)),
+        reason: e.reason(&a.bridge, &a.origin.to_string()),
+    })
+}
+
+/// A dry run's text: `header`, the `note` (the privileges line), then one indented line per
+/// change, or `nothing to do: {nothing}`.
+fn dry_run_text(header: String, note: Option<&str>, lines: Vec<String>, nothing: &str) -> String {
+    let mut out = header + "\n";
+    if let Some(note) = note {
+        out.push_str(&format!("  {note}\n"));
+    }
     if lines.is_empty() {
         out.push_str(&format!("  nothing to do: {nothing}\n"));
     }
     for l in lines {
         out.push_str(&format!("  {l}\n"));
     }
+    out
 }
 
 fn run_step(net: &mut dyn Net, index: u32, step: &Step) -> Result<(), NetlinkError> {

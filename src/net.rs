@@ -74,18 +74,13 @@ impl Net for Socket {
     }
 
     fn routes_by(&mut self, oif: u32, protocol: u8) -> Result<Vec<Route>, NetlinkError> {
-        let mut out = Socket::routes(
-            self,
+        let mut out = Vec::new();
+        for family in [
             ifup_netlink::consts::AF_INET,
-            Some(oif),
-            Some(protocol),
-        )?;
-        out.extend(Socket::routes(
-            self,
             ifup_netlink::consts::AF_INET6,
-            Some(oif),
-            Some(protocol),
-        )?);
+        ] {
+            out.extend(Socket::routes(self, family, Some(oif), Some(protocol))?);
+        }
         Ok(out)
     }
 

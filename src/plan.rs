@@ -237,6 +237,38 @@ pub fn host_side_mac(mac: &[u8]) -> Option<[u8; 6]> {
     Some(new)
 }
 
+/// The host-side MAC `opts` gives `tap`, when it changes it.
+fn mac_change(tap: &Link, opts: &PortOptions) -> Option<[u8; 6]> {
+    match opts.tap_mac {
+        TapMac::Fe => tap.address.as_deref().and_then(host_side_mac),
+        TapMac::Keep => None,
+    }
+}
+
+/// The change that puts back, on `tap` as it is before the run, what `change` sets: its address,
+/// MTU, master, up/down and proxy ARP as they were.
+fn restoring(tap: &Link, change: &LinkChange) -> LinkChange {
+    LinkChange {
+        address: change
+            .address
+            .and(tap.address.as_deref().and_then(|a| a.try_into().ok())),
+        mtu: change.mtu.map(|_| tap.mtu),
+        master: change.master.map(|_| tap.master.unwrap_or(0)),
+        up: change.up.map(|_| tap.up),
+        proxy_arp: change.proxy_arp.map(|_| tap.proxy_arp.unwrap_or(false)),
+    }
+}
+
+/// The route of ours to `dst/dst_len` through the tap `oif`.
+fn our_route(dst: std::net::IpAddr, dst_len: u8, oif: u32) -> RouteSpec {
+    RouteSpec {
+        dst,
+        dst_len,
+        oif,
+        protocol: ROUTE_PROTOCOL,
+    }
+}
+
 /// The flags `opts` asks for: what it sets, the kernel's new-port value for the rest.
 fn wanted_flags(opts: &PortOptions) -> PortFlags {
     let new = PortFlags::NEW_PORT;
@@ -342,10 +374,7 @@ pub fn up(a: &Attach) -> Result<Plan, PlanError> {
     let (tap, bridge, opts) = (&a.tap.link, &a.bridge, &a.options);
     let attached = tap.master == Some(bridge.index);
 
-    let address = match opts.tap_mac {
-        TapMac::Fe => tap.address.as_deref().and_then(host_side_mac),
-        TapMac::Keep => None,
-    };
+    let address = mac_change(tap, opts);
     let mtu = mtu_for(tap, opts, Some(bridge.mtu))?;
 
     let info = bridge.bridge.unwrap_or_default();
@@ -410,12 +439,10 @@ pub fn up(a: &Attach) -> Result<Plan, PlanError> {
     if attached && !port_back.is_empty() {
         undo.push(Step::Port(port_back));
     }
+    // Up or down as it was: the tap may have gone down, or come up, in a step of its own.
     let restore = LinkChange {
-        address: address.and(tap.address.as_deref().and_then(|a| a.try_into().ok())),
-        mtu: mtu.map(|_| tap.mtu),
-        master: change.master.map(|_| tap.master.unwrap_or(0)),
         up: (!steps.is_empty()).then_some(tap.up),
-        ..LinkChange::default()
+        ..restoring(tap, &change)
     };
     if !restore.is_empty() {
         undo.push(Step::Link(restore));
@@ -447,10 +474,7 @@ fn mtu_for(tap: &Link, opts: &PortOptions, auto: Option<u32>) -> Result<Option<u
 /// routes added and puts the tap back.
 pub fn routed(r: &Routed) -> Result<Plan, PlanError> {
     let (tap, opts) = (&r.tap.link, &r.options);
-    let address = match opts.tap_mac {
-        TapMac::Fe => tap.address.as_deref().and_then(host_side_mac),
-        TapMac::Keep => None,
-    };
+    let address = mac_change(tap, opts);
     let mtu = mtu_for(tap, opts, None)?;
     let proxy_arp = opts.proxy_arp.filter(|&want| tap.proxy_arp != Some(want));
     let change = LinkChange {
@@ -464,12 +488,7 @@ pub fn routed(r: &Routed) -> Result<Plan, PlanError> {
         .prefixes
         .iter()
         .filter(|p| !r.present.contains(p))
-        .map(|p| RouteSpec {
-            dst: p.addr,
-            dst_len: p.len,
-            oif: tap.index,
-            protocol: ROUTE_PROTOCOL,
-        })
+        .map(|p| our_route(p.addr, p.len, tap.index))
         .collect();
     let mut steps = Vec::new();
     if !change.is_empty() {
@@ -477,13 +496,7 @@ pub fn routed(r: &Routed) -> Result<Plan, PlanError> {
     }
     steps.extend(routes.iter().copied().map(Step::AddRoute));
     let mut undo: Vec<Step> = routes.iter().rev().copied().map(Step::DelRoute).collect();
-    let restore = LinkChange {
-        address: address.and(tap.address.as_deref().and_then(|a| a.try_into().ok())),
-        mtu: mtu.map(|_| tap.mtu),
-        up: change.up.map(|_| tap.up),
-        master: change.master.map(|_| tap.master.unwrap_or(0)),
-        proxy_arp: proxy_arp.map(|_| tap.proxy_arp.unwrap_or(false)),
-    };
+    let restore = restoring(tap, &change);
     if !restore.is_empty() {
         undo.push(Step::Link(restore));
     }
@@ -497,14 +510,7 @@ pub fn down(d: &Detach, routes: &[Route]) -> Plan {
     let tap = &d.tap.link;
     let mut steps: Vec<Step> = routes
         .iter()
-        .map(|r| {
-            Step::DelRoute(RouteSpec {
-                dst: r.dst,
-                dst_len: r.dst_len,
-                oif: tap.index,
-                protocol: ROUTE_PROTOCOL,
-            })
-        })
+        .map(|r| Step::DelRoute(our_route(r.dst, r.dst_len, tap.index)))
         .collect();
     let change = LinkChange {
         master: tap.master.map(|_| 0),
