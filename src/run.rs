@@ -27,9 +27,13 @@ pub fn main(action: Action) -> i32 {
 
 /// Everything up to the report. The netlink socket, opened here, is closed when this returns.
 fn run(action: Action) -> (Option<Start>, Result<Outcome, Error>, Option<Setup>) {
-    let setup = match startup::setup(action) {
+    let start = match ifup_privilege::start() {
         Ok(s) => s,
-        Err(e) => return (ifup_privilege::start().ok(), Err(e), None),
+        Err(e) => return (None, Err(Error::Privilege(e)), None),
+    };
+    let setup = match startup::setup(action, start) {
+        Ok(s) => s,
+        Err(e) => return (Some(start), Err(e), None),
     };
     let result = run_command(action, &setup).map_err(|e| e.with_permission_hint(|| hint(&setup)));
     (Some(setup.start), result, Some(setup))
@@ -117,7 +121,10 @@ fn text(stdout: String) -> Outcome {
 fn hint(setup: &Setup) -> String {
     match setup.start {
         Start::Root => "the kernel refused root: a user namespace or an LSM policy?".to_owned(),
-        _ => ifup_privilege::why_unprivileged()
+        Start::Privileged { net_admin: true } => {
+            "the kernel refused although the helper held CAP_NET_ADMIN: an LSM policy?".to_owned()
+        }
+        _ => ifup_privilege::why_unprivileged(setup.no_new_privs)
             .map_or_else(|| EPERM_HINT.to_owned(), |w| w.to_string()),
     }
 }

@@ -26,9 +26,12 @@ pub struct Setup {
     pub config: Option<Config>,
     /// The config's path, for messages.
     pub config_desc: String,
-    /// In privileged mode, what the helper holds once dropped (`ProcState::summary`), for the
-    /// dry-run's `privileges:` line.
+    /// In privileged mode, for a dry run: what the helper holds once dropped
+    /// (`ProcState::summary`), for its `privileges:` line.
     pub privileges: Option<String>,
+    /// Whether the caller started us with no-new-privileges (read before the helper sets it on
+    /// itself), for the reason behind a "not permitted".
+    pub no_new_privs: bool,
 }
 
 /// What a run acts on.
@@ -77,9 +80,9 @@ fn target(command: &Command) -> Result<Target, Error> {
     }
 }
 
-/// Start-up for `action`.
-pub fn setup(action: Action) -> Result<Setup, Error> {
-    let start = ifup_privilege::start().map_err(Error::Privilege)?;
+/// Start-up for `action`, started as `start`.
+pub fn setup(action: Action, start: Start) -> Result<Setup, Error> {
+    let no_new_privs = ifup_privilege::no_new_privs();
     let privileged = matches!(start, Start::Privileged { .. });
     // Only whether the override is present is noted (to refuse it in privileged mode); there the
     // environment is then cleared before anything else can read it.
@@ -98,6 +101,7 @@ pub fn setup(action: Action) -> Result<Setup, Error> {
         _ => None,
     };
     let needs_files = matches!(&checked, Ok((_, t)) if !matches!(t, Target::Nothing));
+    let dry_run = matches!(&checked, Ok((Command::Run(args), _)) if args.dry_run);
 
     if let Start::Privileged { net_admin } = start {
         let ids = ifup_privilege::real_ids().map_err(Error::Privilege)?;
@@ -114,7 +118,9 @@ pub fn setup(action: Action) -> Result<Setup, Error> {
         if net_admin {
             ifup_privilege::drop_to_caller(&ids).map_err(Error::Privilege)?;
         }
-        let privileges = ifup_privilege::proc_state().ok().map(|s| s.summary());
+        let privileges = dry_run
+            .then(|| ifup_privilege::proc_state().ok().map(|s| s.summary()))
+            .flatten();
         let (command, target) = checked?;
         let (config, acl, reads_config) = files.map_err(|e| e.with_tap(name.as_ref()))?;
         return Ok(Setup {
@@ -129,6 +135,7 @@ pub fn setup(action: Action) -> Result<Setup, Error> {
             config,
             config_desc: CONFIG_PATH.to_owned(),
             privileges,
+            no_new_privs,
         });
     }
 
@@ -152,6 +159,7 @@ pub fn setup(action: Action) -> Result<Setup, Error> {
         config,
         config_desc: path.display().to_string(),
         privileges: None,
+        no_new_privs,
     })
 }
 

@@ -1516,6 +1516,44 @@ fn no_new_privileges_is_named_as_the_reason() {
     }
 }
 
+/// A setuid copy owned by another user (not root) gains that user's uid and no capability: the
+/// helper gives that up and runs as the caller, and the kernel's "not permitted" comes with the
+/// reason — the install gives no CAP_NET_ADMIN — not with no-new-privileges, which the helper
+/// set on itself and the caller did not.
+#[test]
+fn a_setuid_copy_owned_by_another_user_is_named_as_the_reason() {
+    let w = World::new("suid-other");
+    add_tap("vmtap0", Some(ALICE), None);
+    for prog in [Prog::Up, Prog::Down] {
+        let root_copy = prog.copy(Install::SetuidRoot);
+        let copy = root_copy.with_file_name(format!("{}-owned-by-bob", prog.name()));
+        std::fs::copy(&root_copy, &copy).unwrap();
+        // chown clears the setuid bit: set it after.
+        std::os::unix::fs::chown(&copy, Some(BOB), Some(BOB)).unwrap();
+        std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o4755))
+            .unwrap();
+        if prog == Prog::Down {
+            set_master("vmtap0", "br0");
+            set_up("vmtap0");
+        }
+        let before = links();
+        let out = run_privileged(&w.etc, &alice(), &copy, &["vmtap0"], &[]);
+        assert_refused(
+            &out,
+            1,
+            prog,
+            &[
+                "vmtap0",
+                "Operation not permitted",
+                "gained privilege on exec, but not CAP_NET_ADMIN",
+            ],
+        );
+        assert!(!out.stderr.contains("no-new-privileges"), "{out:#?}");
+        assert_unchanged(&before, "a setuid copy owned by another user");
+        std::fs::remove_file(&copy).unwrap();
+    }
+}
+
 /// Routed taps and created bridges in privileged mode: a user's own tap gets the routes its rule
 /// gives (and qemu-ifdown takes them back); another user's tap gets nothing; a declared bridge is
 /// created only for a caller the ACL allows it to. Every refusal changes nothing.

@@ -52,7 +52,8 @@ fn main() {
     println!("before={}", state_line());
     println!(
         "why_unprivileged={}",
-        privilege::why_unprivileged().map_or_else(|| "none".into(), |w| format!("{w:?}"))
+        privilege::why_unprivileged(privilege::no_new_privs())
+            .map_or_else(|| "none".into(), |w| format!("{w:?}"))
     );
 
     let mut ids = match privilege::real_ids() {

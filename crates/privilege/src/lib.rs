@@ -69,17 +69,17 @@ pub enum Start {
 
 /// What [`classify`] looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Observed {
-    pub real_uid: u32,
+struct Observed {
+    real_uid: u32,
     /// `AT_SECURE`.
-    pub at_secure: bool,
+    at_secure: bool,
     /// `CAP_NET_ADMIN` is in the permitted set.
-    pub net_admin: bool,
+    net_admin: bool,
 }
 
 /// The rule of [`start`]: root by the real uid; privileged mode when the exec gained privilege;
 /// otherwise an ordinary process.
-pub fn classify(o: &Observed) -> Start {
+fn classify(o: &Observed) -> Start {
     if o.real_uid == 0 {
         Start::Root
     } else if o.at_secure {
@@ -114,12 +114,20 @@ pub enum NotGranted {
     WithoutNetAdmin,
 }
 
-/// For a process that is not in privileged mode: why, if the executable is installed setuid
-/// root or with file capabilities (`None` for a plain install, whose fix is to install it so).
-pub fn why_unprivileged() -> Option<NotGranted> {
+/// Whether no-new-privileges is set on this process now. Read it at start, before the helper
+/// sets it on itself, to know whether the caller had it.
+pub fn no_new_privs() -> bool {
+    prctl::get_no_new_privs().unwrap_or(false)
+}
+
+/// For a process without `CAP_NET_ADMIN`: why, if the executable is installed setuid root or
+/// with file capabilities, or the exec gained privilege (`None` for a plain install, whose fix is
+/// to install it so). `no_new_privs_at_start`: [`no_new_privs`] as read at start — the helper
+/// sets no-new-privileges on itself when it drops, so reading it now would always say yes.
+pub fn why_unprivileged(no_new_privs_at_start: bool) -> Option<NotGranted> {
     let exe = std::fs::read_link("/proc/self/exe").ok()?;
     let installed = is_setuid_root(&exe) || sys::has_file_capabilities(&exe);
-    if prctl::get_no_new_privs().unwrap_or(false) && (installed || sys::at_secure()) {
+    if no_new_privs_at_start && (installed || sys::at_secure()) {
         return Some(NotGranted::NoNewPrivileges);
     }
     if installed && on_nosuid_mount(&exe) {
