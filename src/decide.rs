@@ -237,11 +237,17 @@ impl fmt::Display for Origin {
     }
 }
 
-/// The config's choice for a tap named `name`, with its origin as the caller may see it (in
-/// privileged mode a caller who cannot read the config sees where the rule is, not its glob).
+/// The config's choice for a tap named `name`, with its origin as the caller may see it.
 pub fn rule_for(config: Option<&Config>, name: &IfName, mode: &Mode) -> Option<(Choice, Origin)> {
     let choice = config?.choose(name)?;
-    let origin = match (mode, &choice.origin) {
+    let origin = config_origin(mode, &choice.origin);
+    Some((choice, origin))
+}
+
+/// Where a config line is, as the caller may see it: in privileged mode a caller who cannot read
+/// the config sees where a rule is, not its glob.
+pub fn config_origin(mode: &Mode, origin: &ifup_policy::Origin) -> Origin {
+    Origin::Config(match (mode, origin) {
         (
             Mode::Privileged {
                 reads_config: false,
@@ -250,8 +256,7 @@ pub fn rule_for(config: Option<&Config>, name: &IfName, mode: &Mode) -> Option<(
             ifup_policy::Origin::TapRule { at, .. },
         ) => format!("tap rule at {at}"),
         (_, o) => o.to_string(),
-    };
-    Some((choice, Origin::Config(origin)))
+    })
 }
 
 /// The first device of the default routes that is a bridge (as Debian's `/etc/qemu-ifup` picks

@@ -478,10 +478,7 @@ pub fn helper(
         })?;
     let name = decide::kernel_name(&link.name, || Subject::new(&new.name, Some(&bridge.name)))?;
     let (options, origin) = match config.and_then(|c| c.choose_for_bridge(&name, bridge_name)) {
-        Some(choice) => (
-            choice.options,
-            decide::Origin::Config(choice.origin.to_string()),
-        ),
+        Some(choice) => (choice.options, decide::config_origin(mode, &choice.origin)),
         None => (
             ifup_policy::PortOptions::default(),
             decide::Origin::Config("defaults".to_owned()),
@@ -1219,6 +1216,26 @@ mod tests {
         let t = net.link("tap0");
         assert_eq!((t.master, t.mtu), (Some(2), 1400));
         assert_eq!(t.address.as_ref().map(|a| a[0]), Some(0xfe));
+        // A caller who cannot read the config sees where the rule is, not its glob, here too.
+        let mode = Mode::Privileged {
+            caller: alice(),
+            acl: Ok(acl("allow all")),
+            reads_config: false,
+        };
+        let mut net = world();
+        let e = bh(
+            &mut net,
+            &mode,
+            Some("tap tap* bridge br0 mtu 65535\n"),
+            "br0",
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("mtu 65535 (tap rule at /etc/qemu-ifup-rs.conf:1)"),
+            "{msg}"
+        );
+        assert!(!msg.contains("tap*"), "{msg}");
     }
 
     fn v4(s: &str) -> std::net::IpAddr {
