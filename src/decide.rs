@@ -16,8 +16,7 @@
 
 use std::fmt;
 
-use ifup_netlink::consts::rt;
-use ifup_netlink::{DefaultRoute, Link, Route, VlanEntry};
+use ifup_netlink::{Link, Route, VlanEntry};
 use ifup_policy::{
     tap_is_callers, Acl, AclVerdict, BridgeDef, Caller, Choice, Config, IfName, NotCallers,
     PortOptions, Prefix, TapOwner,
@@ -263,10 +262,7 @@ pub fn config_origin(mode: &Mode, origin: &ifup_policy::Origin) -> Origin {
 /// it, and also through the next hops of multipath routes, which its `awk` does not see).
 /// `candidates` holds every route's devices as looked up, in route order (`None`: the device
 /// vanished). The error says why there is none.
-pub fn default_route_bridge(
-    routes: &[DefaultRoute],
-    candidates: &[Option<Link>],
-) -> Result<Link, String> {
+pub fn default_route_bridge(routes: &[Route], candidates: &[Option<Link>]) -> Result<Link, String> {
     if let Some(bridge) = candidates.iter().flatten().find(|l| l.is_bridge()) {
         return Ok(bridge.clone());
     }
@@ -329,7 +325,8 @@ pub enum BridgeFacts {
         existing: Vec<(Prefix, Vec<ExistingRoute>)>,
     },
     DefaultRoute {
-        routes: Vec<DefaultRoute>,
+        /// The unicast default routes looked at, IPv4 then IPv6, each in the kernel's order.
+        routes: Vec<Route>,
         /// Every route's devices as looked up, in route order (`None`: vanished).
         candidates: Vec<Option<Link>>,
     },
@@ -485,7 +482,7 @@ fn routed(
     let mut present = Vec::new();
     for (prefix, routes) in existing {
         for e in routes {
-            if e.route.kind == rt::RTN_UNICAST && e.route.devices == [tap.link.index] {
+            if e.route.is_unicast() && e.route.devices == [tap.link.index] {
                 present.push(*prefix);
                 continue;
             }

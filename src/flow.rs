@@ -2,7 +2,7 @@
 //! the plan in one loop (with its undo on failure) or, for `--dry-run`, describe it. Everything
 //! goes through [`Net`], so the whole flow runs against the recording fake in the tests below.
 
-use ifup_netlink::{Errno, Link, LinkChange, NetlinkError};
+use ifup_netlink::{Errno, Link, LinkChange, NetlinkError, Route};
 use ifup_policy::{BridgeDef, Config, IfName, Prefix, Way};
 
 use crate::decide::{self, BridgeFacts, DownFacts, ExistingRoute, Mode, Routed, Tap, Up, UpFacts};
@@ -90,10 +90,20 @@ fn gather_up(
                 (facts, found)
             }
             Way::Route(prefixes) => {
+                // The main table, once for each family the rule routes.
+                let mut table = Vec::new();
+                for ipv6 in [false, true] {
+                    if prefixes.iter().any(|p| p.is_ipv6() == ipv6) {
+                        table.extend(net.main_routes(ipv6).map_err(&err)?);
+                    }
+                }
                 let mut existing = Vec::new();
                 for p in &prefixes {
                     let mut routes = Vec::new();
-                    for route in net.routes_to(p.addr, p.len).map_err(&err)? {
+                    let to_p = table
+                        .iter()
+                        .filter(|r| r.dst == p.addr && r.dst_len == p.len);
+                    for route in to_p.cloned() {
                         let mut via = Vec::new();
                         for &dev in &route.devices {
                             via.push(match net.link_by_index(dev).map_err(&err)? {
@@ -119,15 +129,19 @@ fn gather_up(
             let mut routes = Vec::new();
             let mut candidates = Vec::new();
             'families: for ipv6 in [false, true] {
-                routes.extend(net.default_routes(ipv6).map_err(&err)?);
-                for route in routes.iter().filter(|r| r.ipv6 == ipv6) {
-                    for &dev in &route.devices {
-                        let link = net.link_by_index(dev).map_err(&err)?;
-                        let is_bridge = link.as_ref().is_some_and(Link::is_bridge);
-                        candidates.push(link);
-                        if is_bridge {
-                            break 'families;
-                        }
+                let defaults: Vec<Route> = net
+                    .main_routes(ipv6)
+                    .map_err(&err)?
+                    .into_iter()
+                    .filter(Route::is_default)
+                    .collect();
+                routes.extend(defaults.iter().cloned());
+                for &dev in defaults.iter().flat_map(|r| &r.devices) {
+                    let link = net.link_by_index(dev).map_err(&err)?;
+                    let is_bridge = link.as_ref().is_some_and(Link::is_bridge);
+                    candidates.push(link);
+                    if is_bridge {
+                        break 'families;
                     }
                 }
             }
@@ -583,7 +597,7 @@ mod tests {
     use super::*;
     use crate::decide::Denial;
     use crate::net::fake::FakeNet;
-    use ifup_netlink::{BridgeInfo, DefaultRoute, PortFlags, TunInfo};
+    use ifup_netlink::{BridgeInfo, PortFlags, TunInfo};
     use ifup_policy::{parse_acl, parse_config, Acl, Caller, MemSource, NotCallers, Trust};
     use std::path::Path;
 
@@ -920,11 +934,7 @@ mod tests {
         );
         // The default route's bridge needs the ACL too.
         let mut net = world();
-        net.routes.push(DefaultRoute {
-            ipv6: false,
-            metric: 0,
-            devices: vec![3],
-        });
+        net.table.push(default_route(false, 0, vec![3]));
         let r = ifup(&mut net, &privileged("allow br0"), None, "vmtap0");
         refused(&net, r, 1, &["bridge br1", "does not allow"]);
     }
@@ -960,13 +970,25 @@ mod tests {
         assert_eq!(net.link("vmtap0").master, Some(2));
     }
 
-    #[test]
-    fn default_route_bridge_like_debian_and_through_multipath() {
-        let route = |metric, devices| DefaultRoute {
-            ipv6: false,
+    /// A unicast default route of the main table (IPv6 or IPv4) through `devices`.
+    fn default_route(ipv6: bool, metric: u32, devices: Vec<u32>) -> ifup_netlink::Route {
+        ifup_netlink::Route {
+            dst: if ipv6 {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            },
+            dst_len: 0,
+            kind: 1,
+            protocol: 3,
             metric,
             devices,
-        };
+        }
+    }
+
+    #[test]
+    fn default_route_bridge_like_debian_and_through_multipath() {
+        let route = |metric, devices| default_route(false, metric, devices);
         // No default route at all.
         let mut net = world();
         let r = ifup(&mut net, &Mode::Trusted, None, "vmtap0");
@@ -981,42 +1003,28 @@ mod tests {
             ],
         );
         // Via a veth only.
-        net.routes = vec![route(100, vec![4])];
+        net.table = vec![route(100, vec![4])];
         let r = ifup(&mut net, &Mode::Trusted, None, "vmtap0");
         refused(&net, r, 1, &["no default route goes via a bridge", "veth0"]);
         // Two default routes, the first (metric 100) via the veth, the second via br1: br1, as
         // Debian's script picks.
-        net.routes = vec![route(100, vec![4]), route(200, vec![3])];
+        net.table = vec![route(100, vec![4]), route(200, vec![3])];
         ifup(&mut net, &Mode::Trusted, None, "vmtap0").unwrap();
         assert_eq!(net.link("vmtap0").master, Some(3));
         // A multipath default route with a bridge among its next hops.
         let mut net = world();
-        net.routes = vec![route(0, vec![4, 2])];
+        net.table = vec![route(0, vec![4, 2])];
         ifup(&mut net, &Mode::Trusted, None, "vmtap0").unwrap();
         assert_eq!(net.link("vmtap0").master, Some(2));
         // An IPv6 default route when IPv4 has no bridge.
         let mut net = world();
-        net.routes = vec![
-            route(0, vec![4]),
-            DefaultRoute {
-                ipv6: true,
-                metric: 1024,
-                devices: vec![3],
-            },
-        ];
+        net.table = vec![route(0, vec![4]), default_route(true, 1024, vec![3])];
         ifup(&mut net, &Mode::Trusted, None, "vmtap0").unwrap();
         assert_eq!(net.link("vmtap0").master, Some(3));
         // IPv4 before IPv6, whatever the metrics: an IPv4 default route via br0 wins over an
         // IPv6 one via br1 with a lower metric.
         let mut net = world();
-        net.routes = vec![
-            DefaultRoute {
-                ipv6: true,
-                metric: 1,
-                devices: vec![3],
-            },
-            route(500, vec![2]),
-        ];
+        net.table = vec![default_route(true, 1, vec![3]), route(500, vec![2])];
         ifup(&mut net, &Mode::Trusted, None, "vmtap0").unwrap();
         assert_eq!(net.link("vmtap0").master, Some(2));
         // Privileged mode: the tap is checked before the missing bridge is reported.

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use ifup_netlink::{
-    BridgePort, DefaultRoute, Link, LinkChange, NetlinkError, Route, RouteSpec, Socket, VlanEntry,
+    BridgePort, Link, LinkChange, NetlinkError, Route, RouteSpec, Socket, VlanEntry,
 };
 use ifup_tun::{NewTap, TunError};
 
@@ -15,8 +15,8 @@ pub trait Net {
     fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError>;
     /// A link by ifindex. `None`: no such link.
     fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetlinkError>;
-    /// The default routes of the main table of one family, in the kernel's order.
-    fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError>;
+    /// The main table's routes of one family, in the kernel's order (lowest metric first).
+    fn main_routes(&mut self, ipv6: bool) -> Result<Vec<Route>, NetlinkError>;
     /// The VLANs of a bridge port.
     fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError>;
     /// One `RTM_SETLINK`.
@@ -25,8 +25,6 @@ pub trait Net {
     fn set_bridge_port(&mut self, index: u32, port: &BridgePort) -> Result<(), NetlinkError>;
     /// A new, non-persistent tap (bridge-helper mode), through `/dev/net/tun`.
     fn create_tap(&mut self, vnet_hdr: bool) -> Result<NewTap, TunError>;
-    /// The main table's routes to exactly `dst/len`.
-    fn routes_to(&mut self, dst: IpAddr, len: u8) -> Result<Vec<Route>, NetlinkError>;
     /// The main table's routes through device `oif` added by `protocol`, both families.
     fn routes_by(&mut self, oif: u32, protocol: u8) -> Result<Vec<Route>, NetlinkError>;
     /// Add a route (`EEXIST` if it is there).
@@ -49,8 +47,13 @@ impl Net for Socket {
         Socket::link_by_index(self, index)
     }
 
-    fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError> {
-        Socket::default_routes(self, ipv6)
+    fn main_routes(&mut self, ipv6: bool) -> Result<Vec<Route>, NetlinkError> {
+        let family = if ipv6 {
+            ifup_netlink::consts::AF_INET6
+        } else {
+            ifup_netlink::consts::AF_INET
+        };
+        Socket::routes(self, family, None, None)
     }
 
     fn port_vlans(&mut self, index: u32) -> Result<Vec<VlanEntry>, NetlinkError> {
@@ -67,10 +70,6 @@ impl Net for Socket {
 
     fn create_tap(&mut self, vnet_hdr: bool) -> Result<NewTap, TunError> {
         ifup_tun::create_tap(vnet_hdr)
-    }
-
-    fn routes_to(&mut self, dst: IpAddr, len: u8) -> Result<Vec<Route>, NetlinkError> {
-        Socket::routes_to(self, dst, len)
     }
 
     fn routes_by(&mut self, oif: u32, protocol: u8) -> Result<Vec<Route>, NetlinkError> {
@@ -103,7 +102,7 @@ impl Net for Socket {
 
 #[cfg(test)]
 pub mod fake {
-    //! A kernel made of plain data: links, default routes and port VLANs. Changes are applied
+    //! A kernel made of plain data: links, the main routing table and port VLANs. Changes are applied
     //! to the data and recorded, one line per call; a chosen change can be made to fail.
 
     use super::*;
@@ -112,7 +111,6 @@ pub mod fake {
     #[derive(Debug, Default)]
     pub struct FakeNet {
         pub links: Vec<Link>,
-        pub routes: Vec<DefaultRoute>,
         pub vlans: Vec<(u32, VlanEntry)>,
         /// Alternative names: (altname, ifindex).
         pub altnames: Vec<(String, u32)>,
@@ -194,11 +192,11 @@ pub mod fake {
             Ok(self.links.iter().find(|l| l.index == index).cloned())
         }
 
-        fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError> {
+        fn main_routes(&mut self, ipv6: bool) -> Result<Vec<Route>, NetlinkError> {
             Ok(self
-                .routes
+                .table
                 .iter()
-                .filter(|r| r.ipv6 == ipv6)
+                .filter(|r| r.dst.is_ipv6() == ipv6)
                 .cloned()
                 .collect())
         }
@@ -279,15 +277,6 @@ pub mod fake {
                 name,
                 vnet_hdr,
             })
-        }
-
-        fn routes_to(&mut self, dst: IpAddr, len: u8) -> Result<Vec<Route>, NetlinkError> {
-            Ok(self
-                .table
-                .iter()
-                .filter(|r| r.dst == dst && r.dst_len == len)
-                .cloned()
-                .collect())
         }
 
         fn routes_by(&mut self, oif: u32, protocol: u8) -> Result<Vec<Route>, NetlinkError> {

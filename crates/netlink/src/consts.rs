@@ -57,7 +57,8 @@ pub mod ifla {
 /// `IPV4_DEVCONF_*`: the 1-based setting numbers, which are the attribute types in
 /// `IFLA_INET_CONF` (and, minus one, the indexes of the `u32` array the kernel reports).
 pub mod inet {
-    pub const AF_INET: u16 = 2;
+    /// The attribute type of the IPv4 settings in `IFLA_AF_SPEC`: the address family.
+    pub const AF_INET: u16 = super::AF_INET as u16;
     pub const IFLA_INET_CONF: u16 = 1;
     pub const DEVCONF_PROXY_ARP: u16 = 3;
 }
@@ -126,8 +127,7 @@ pub mod bridge {
     pub const VLAN_INFO_UNTAGGED: u16 = 1 << 2;
     pub const VLAN_INFO_RANGE_BEGIN: u16 = 1 << 3;
     pub const VLAN_INFO_RANGE_END: u16 = 1 << 4;
-    /// `RTM_NEWVLAN` / `RTM_GETVLAN` of `<linux/rtnetlink.h>`.
-    pub const RTM_NEWVLAN: u16 = 112;
+    /// `RTM_GETVLAN` of `<linux/rtnetlink.h>` (the replies are `RTM_NEWVLAN`, 112).
     pub const RTM_GETVLAN: u16 = 114;
     /// `BRIDGE_VLANDB_ENTRY` and its children.
     pub const VLANDB_ENTRY: u16 = 1;

@@ -17,5 +17,5 @@ pub use link::{
     parse_link, BridgeInfo, BridgePort, Link, LinkChange, PortFlags, TunInfo, VlanEntry,
 };
 pub use nix::errno::Errno;
-pub use route::{DefaultRoute, Route, RouteSpec};
+pub use route::{Route, RouteSpec};
 pub use socket::Socket;

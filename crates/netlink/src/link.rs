@@ -5,6 +5,7 @@ use neli::consts::rtnl::Rtm;
 
 use crate::consts::{self, br, bridge, brport, ifla, inet, tun, AF_BRIDGE};
 use crate::error::{NetlinkError, Op};
+use crate::route::{addr_bytes, family};
 use crate::socket::{ifinfomsg, Socket, IFINFOMSG_LEN, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use crate::wire::{self, attrs, c_string, flag_of, nest, push_attr, u16_of, u32_of};
 
@@ -199,9 +200,7 @@ impl Socket {
         let op = Op::GetLink;
         let mut body = ifinfomsg(0, index, 0, 0);
         if let Some(name) = name {
-            let mut z = name.as_bytes().to_vec();
-            z.push(0);
-            push_attr(&mut body, IFLA_IFNAME, &z);
+            push_name(&mut body, name);
         }
         push_attr(
             &mut body,
@@ -253,9 +252,7 @@ impl Socket {
     /// MAC `mac` set explicitly, down. `EEXIST` when a link of that name exists.
     pub fn new_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<(), NetlinkError> {
         let mut body = ifinfomsg(0, 0, 0, 0);
-        let mut z = name.as_bytes().to_vec();
-        z.push(0);
-        push_attr(&mut body, IFLA_IFNAME, &z);
+        push_name(&mut body, name);
         push_attr(&mut body, IFLA_ADDRESS, &mac);
         let data = nest(&[
             (br::STP_STATE, 0u32.to_ne_bytes().to_vec()),
@@ -283,14 +280,16 @@ impl Socket {
         addr: std::net::IpAddr,
         len: u8,
     ) -> Result<(), NetlinkError> {
-        let (family, bytes, flags) = match addr {
-            std::net::IpAddr::V4(a) => (consts::AF_INET, a.octets().to_vec(), 0),
-            std::net::IpAddr::V6(a) => {
-                (consts::AF_INET6, a.octets().to_vec(), consts::ifa::F_NODAD)
-            }
-        };
+        let (bytes, flags) = (
+            addr_bytes(&addr),
+            if addr.is_ipv6() {
+                consts::ifa::F_NODAD
+            } else {
+                0
+            },
+        );
         // struct ifaddrmsg: family, prefix length, flags, scope, index.
-        let mut body = vec![family, len, flags, 0];
+        let mut body = vec![family(&addr), len, flags, 0];
         body.extend_from_slice(&index.to_ne_bytes());
         push_attr(&mut body, consts::ifa::LOCAL, &bytes);
         push_attr(&mut body, consts::ifa::ADDRESS, &bytes);
@@ -339,6 +338,13 @@ impl Socket {
 /// entries (`IFLA_AF_SPEC`), ranges encoded with the RANGE_BEGIN/RANGE_END flags.
 /// `IFLA_PROTINFO` must carry `NLA_F_NESTED`: without it the kernel reads the payload as a legacy
 /// STP port state.
+/// `IFLA_IFNAME`: the name, NUL-terminated.
+fn push_name(body: &mut Vec<u8>, name: &str) {
+    let mut z = name.as_bytes().to_vec();
+    z.push(0);
+    push_attr(body, IFLA_IFNAME, &z);
+}
+
 fn bridge_msg(index: u32, protinfo: &[(u16, Vec<u8>)], vlans: &[VlanEntry]) -> Vec<u8> {
     let mut body = ifinfomsg(AF_BRIDGE, index, 0, 0);
     if !protinfo.is_empty() {

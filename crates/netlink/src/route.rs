@@ -1,4 +1,4 @@
-//! Routes of the main table: the default routes' devices, the routes to a destination, and
+//! Routes of the main table: reading them (whole, or filtered by device and protocol), and
 //! adding and removing the routes of a routed tap.
 
 use std::net::IpAddr;
@@ -13,17 +13,6 @@ use crate::wire::{attrs, push_attr, u32_of};
 /// The size of `struct rtmsg`, and of `struct rtnexthop` (`RTNH_LENGTH(0)`).
 const RTMSG_LEN: usize = 12;
 const RTNH_LEN: usize = 8;
-
-/// A default route's output devices: one, or one per next hop of a multipath route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefaultRoute {
-    /// `true` for IPv6.
-    pub ipv6: bool,
-    /// `RTA_PRIORITY`, the metric (0 when absent).
-    pub metric: u32,
-    /// ifindexes, in the kernel's next-hop order.
-    pub devices: Vec<u32>,
-}
 
 /// A route of the main table, as far as the helper looks at one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +29,18 @@ pub struct Route {
     pub devices: Vec<u32>,
 }
 
+impl Route {
+    /// A route that delivers through its devices (not a blackhole, unreachable, ...).
+    pub fn is_unicast(&self) -> bool {
+        self.kind == rt::RTN_UNICAST
+    }
+
+    /// A unicast default route with at least one device.
+    pub fn is_default(&self) -> bool {
+        self.dst_len == 0 && self.is_unicast() && !self.devices.is_empty()
+    }
+}
+
 /// A route to add or remove: `dst/dst_len` to device `oif`, main table, unicast, added by
 /// `protocol` (scope link for IPv4; IPv6 routes have no scope).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +51,16 @@ pub struct RouteSpec {
     pub protocol: u8,
 }
 
-fn family(addr: &IpAddr) -> u8 {
+/// `AF_INET` or `AF_INET6`.
+pub(crate) fn family(addr: &IpAddr) -> u8 {
     match addr {
         IpAddr::V4(_) => AF_INET,
         IpAddr::V6(_) => AF_INET6,
     }
 }
 
-fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
+/// The address as the kernel takes it in an attribute (4 or 16 bytes).
+pub(crate) fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
     match addr {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
@@ -77,22 +80,6 @@ fn rtmsg(family: u8, dst_len: u8, protocol: u8, scope: u8, kind: u8) -> Vec<u8> 
 }
 
 impl Socket {
-    /// The unicast default routes of the main table with their devices, of IPv6 or IPv4, in the
-    /// kernel's order (lowest metric first).
-    pub fn default_routes(&mut self, ipv6: bool) -> Result<Vec<DefaultRoute>, NetlinkError> {
-        let family = if ipv6 { AF_INET6 } else { AF_INET };
-        Ok(self
-            .routes(family, None, None)?
-            .into_iter()
-            .filter(|r| r.dst_len == 0 && r.kind == rt::RTN_UNICAST && !r.devices.is_empty())
-            .map(|r| DefaultRoute {
-                ipv6,
-                metric: r.metric,
-                devices: r.devices,
-            })
-            .collect())
-    }
-
     /// The routes of the main table of `family` (`AF_INET`/`AF_INET6`), filtered by the kernel
     /// to output device `oif` and to `protocol` when given (strict dump filtering).
     pub fn routes(
@@ -122,15 +109,6 @@ impl Socket {
             // Kernels without strict checking ignore the filters: apply them here too.
             .filter(|r| oif.map_or(true, |d| r.devices.contains(&d)))
             .filter(|r| protocol.map_or(true, |p| p == r.protocol))
-            .collect())
-    }
-
-    /// The routes of the main table to exactly `dst/dst_len`.
-    pub fn routes_to(&mut self, dst: IpAddr, dst_len: u8) -> Result<Vec<Route>, NetlinkError> {
-        Ok(self
-            .routes(family(&dst), None, None)?
-            .into_iter()
-            .filter(|r| r.dst == dst && r.dst_len == dst_len)
             .collect())
     }
 

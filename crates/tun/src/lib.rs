@@ -19,9 +19,9 @@ use nix::sys::socket::{sendmsg, AddressFamily, ControlMessage, MsgFlags, UnixAdd
 use nix::sys::stat::SFlag;
 
 /// `IFF_TAP`, `IFF_NO_PI`, `IFF_VNET_HDR` of `<linux/if_tun.h>`.
-pub const IFF_TAP: u16 = 0x0002;
-pub const IFF_NO_PI: u16 = 0x1000;
-pub const IFF_VNET_HDR: u16 = 0x4000;
+const IFF_TAP: u16 = 0x0002;
+const IFF_NO_PI: u16 = 0x1000;
+const IFF_VNET_HDR: u16 = 0x4000;
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
