@@ -69,8 +69,7 @@ fn check(config: &Config, text: &str) {
             }
             Way::Route(list) => {
                 // A routed rule never carries bridge-port options.
-                assert!(!r.options.uses_bridge_port_options(), "{:?}", r.options);
-                assert_eq!(r.options.first_bridge_port_option(), None);
+                assert_eq!(r.options.first_bridge_port_option(), None, "{:?}", r.options);
                 check_routes(list);
                 None
             }

@@ -45,6 +45,16 @@ pub enum Way {
     Route(Vec<Prefix>),
 }
 
+impl Way {
+    /// The bridge, or None for routes.
+    fn bridge(&self) -> Option<&IfName> {
+        match self {
+            Way::Bridge(bridge) => Some(bridge),
+            Way::Route(_) => None,
+        }
+    }
+}
+
 /// A `tap GLOB bridge NAME [OPTION ...]` or `tap GLOB route LIST [OPTION ...]` rule. The glob
 /// has been validated, and the options fit the way (no bridge-port option on a routed tap, no
 /// `proxy-arp` on a bridged one).
@@ -129,14 +139,7 @@ impl Config {
     /// else the `bridge` line. None: fall back to the default route's device, with
     /// `PortOptions::default()`.
     pub fn choose(&self, tap: &IfName) -> Option<Choice> {
-        if let Some(rule) = self
-            .rules
-            .iter()
-            .find(|rule| glob_match(&rule.glob, tap.as_str()))
-        {
-            return Some(rule.choice());
-        }
-        self.bridge.as_ref().map(BridgeLine::choice)
+        self.choose_where(tap, |_| true)
     }
 
     /// The `create-bridge` line for `bridge`, if any.
@@ -148,14 +151,22 @@ impl Config {
     /// rule whose bridge is `bridge` and whose glob matches the tap's name, else the `bridge`
     /// line if it names `bridge`. None: the defaults (`mtu auto`, `tap-mac fe`).
     pub fn choose_for_bridge(&self, tap: &IfName, bridge: &IfName) -> Option<Choice> {
-        if let Some(rule) = self.rules.iter().find(|rule| {
-            rule.way == Way::Bridge(bridge.clone()) && glob_match(&rule.glob, tap.as_str())
-        }) {
+        self.choose_where(tap, |b| b == Some(bridge))
+    }
+
+    /// The first tap rule whose glob matches `tap` and whose bridge `fits` (None: a routed
+    /// rule), else the `bridge` line if its bridge fits.
+    fn choose_where(&self, tap: &IfName, fits: impl Fn(Option<&IfName>) -> bool) -> Option<Choice> {
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|rule| fits(rule.way.bridge()) && glob_match(&rule.glob, tap.as_str()))
+        {
             return Some(rule.choice());
         }
         self.bridge
             .as_ref()
-            .filter(|line| line.bridge == *bridge)
+            .filter(|line| fits(Some(&line.bridge)))
             .map(BridgeLine::choice)
     }
 }
@@ -277,21 +288,30 @@ impl Parser<'_> {
     }
 }
 
-fn bridge_name(tokens: &[&str], index: usize) -> Result<IfName, LineError> {
+/// The bridge name at `tokens[index]`, which follows `keyword`.
+fn bridge_name(keyword: &'static str, tokens: &[&str], index: usize) -> Result<IfName, LineError> {
     let name = tokens.get(index).ok_or(LineError::MissingArgument {
-        keyword: "bridge",
+        keyword,
         what: "a bridge name",
     })?;
     IfName::parse(name).map_err(LineError::BadName)
 }
 
+/// Check that `options` fit a tap attached to `bridge` (None: a routed tap): no `proxy-arp` on a
+/// bridged tap, no bridge-port option on a routed one.
+fn options_fit(bridge: Option<&IfName>, options: &PortOptions) -> Result<(), LineError> {
+    match (bridge, options.first_bridge_port_option()) {
+        (Some(_), _) if options.proxy_arp.is_some() => Err(LineError::NotForBridge),
+        (None, Some(option)) => Err(LineError::NotForRoute { option }),
+        _ => Ok(()),
+    }
+}
+
 /// `bridge NAME [OPTION ...]`
 fn bridge_line(tokens: &[&str], at: &Location) -> Result<BridgeLine, LineError> {
-    let bridge = bridge_name(tokens, 1)?;
+    let bridge = bridge_name("bridge", tokens, 1)?;
     let options = parse_options(tokens.get(2..).unwrap_or_default())?;
-    if options.proxy_arp.is_some() {
-        return Err(LineError::NotForBridge);
-    }
+    options_fit(Some(&bridge), &options)?;
     Ok(BridgeLine {
         bridge,
         options,
@@ -310,7 +330,7 @@ fn tap_rule(tokens: &[&str], at: &Location) -> Result<TapRule, LineError> {
         reason,
     })?;
     let way = match tokens.get(2) {
-        Some(&"bridge") => Way::Bridge(bridge_name(tokens, 3)?),
+        Some(&"bridge") => Way::Bridge(bridge_name("bridge", tokens, 3)?),
         Some(&"route") => {
             let list = tokens.get(3).ok_or(LineError::MissingArgument {
                 keyword: "route",
@@ -331,15 +351,7 @@ fn tap_rule(tokens: &[&str], at: &Location) -> Result<TapRule, LineError> {
         }
     };
     let options = parse_options(tokens.get(4..).unwrap_or_default())?;
-    match &way {
-        Way::Bridge(_) if options.proxy_arp.is_some() => return Err(LineError::NotForBridge),
-        Way::Route(_) => {
-            if let Some(option) = options.first_bridge_port_option() {
-                return Err(LineError::NotForRoute { option });
-            }
-        }
-        Way::Bridge(_) => {}
-    }
+    options_fit(way.bridge(), &options)?;
     Ok(TapRule {
         glob: glob.to_owned(),
         way,
@@ -350,11 +362,7 @@ fn tap_rule(tokens: &[&str], at: &Location) -> Result<TapRule, LineError> {
 
 /// `create-bridge NAME [address LIST] [mac MAC]`
 fn create_bridge(tokens: &[&str], at: &Location) -> Result<BridgeDef, LineError> {
-    let name = tokens.get(1).ok_or(LineError::MissingArgument {
-        keyword: "create-bridge",
-        what: "a bridge name",
-    })?;
-    let name = IfName::parse(name).map_err(LineError::BadName)?;
+    let name = bridge_name("create-bridge", tokens, 1)?;
     let (mut addresses, mut mac) = (None, None);
     let mut rest = tokens.get(2..).unwrap_or_default().iter();
     while let Some(&word) = rest.next() {
@@ -517,7 +525,7 @@ mod tests {
         );
         let dmz = c.choose(&name("vm-dmz-1")).unwrap();
         assert_eq!(dmz.way, Way::Bridge(name("br0")));
-        assert!(dmz.options.uses_bridge_port_options());
+        assert_eq!(dmz.options.first_bridge_port_option(), Some("vlan"));
         let other = c.choose(&name("tap0")).unwrap();
         assert_eq!(other.way, Way::Bridge(name("br0")));
         assert_eq!(other.origin, Origin::BridgeLine { at: at(MAIN, 1) });

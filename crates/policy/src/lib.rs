@@ -25,7 +25,7 @@ pub use error::{LineError, PolicyError, TrustProblem};
 pub use glob::{glob_match, validate_glob, GlobError};
 pub use name::{IfName, NameError, MAX_NAME_LEN};
 pub use options::{Mtu, PortOptions, TapMac, VlanRange, MAX_MTU, MAX_VLAN, MIN_MTU, MIN_VLAN};
-pub use owner::{kernel_may_open, linux_6_13_may_open, tap_is_callers, NotCallers, TapOwner};
+pub use owner::{tap_is_callers, NotCallers, TapOwner};
 pub use source::{
     check_trusted, Caller, FileData, FileMeta, FileSource, MemSource, Trust, S_IFDIR, S_IFLNK,
     S_IFMT, S_IFREG,

@@ -82,18 +82,9 @@ pub struct PortOptions {
 }
 
 impl PortOptions {
-    /// Whether any bridge-port option (`vlan`, `tagged`, `isolated`, `hairpin`, `learning`,
-    /// `flood`) was given, even one that only restates the default (`isolated off`).
-    pub fn uses_bridge_port_options(&self) -> bool {
-        self.vlan.is_some()
-            || !self.tagged.is_empty()
-            || self.isolated.is_some()
-            || self.hairpin.is_some()
-            || self.learning.is_some()
-            || self.flood.is_some()
-    }
-
-    /// The first bridge-port option given, by name (for "not on a routed tap").
+    /// The first bridge-port option (`vlan`, `tagged`, `isolated`, `hairpin`, `learning`,
+    /// `flood`) given, by name, even one that only restates the default (`isolated off`); None
+    /// when there is none (for "not on a routed tap").
     pub fn first_bridge_port_option(&self) -> Option<&'static str> {
         [
             ("vlan", self.vlan.is_some()),
@@ -343,7 +334,7 @@ mod tests {
         assert_eq!(o, PortOptions::default());
         assert_eq!(o.mtu, Mtu::Auto);
         assert_eq!(o.tap_mac, TapMac::Fe);
-        assert!(!o.uses_bridge_port_options());
+        assert_eq!(o.first_bridge_port_option(), None);
     }
 
     #[test]
@@ -353,7 +344,7 @@ mod tests {
         assert_eq!(opts("mtu 1500").unwrap().mtu, Mtu::Fixed(1500));
         assert_eq!(opts("mtu 9000").unwrap().mtu, Mtu::Fixed(9000));
         assert_eq!(opts("mtu 65535").unwrap().mtu, Mtu::Fixed(65535));
-        assert!(!opts("mtu 9000").unwrap().uses_bridge_port_options());
+        assert_eq!(opts("mtu 9000").unwrap().first_bridge_port_option(), None);
     }
 
     #[test]
@@ -378,7 +369,7 @@ mod tests {
     fn vlan_good_and_bad() {
         let o = opts("vlan 1").unwrap();
         assert_eq!(o.vlan, Some(1));
-        assert!(o.uses_bridge_port_options());
+        assert_eq!(o.first_bridge_port_option(), Some("vlan"));
         assert_eq!(opts("vlan 4094").unwrap().vlan, Some(4094));
         assert_eq!(opts("vlan 020").unwrap().vlan, Some(20));
         for v in ["0", "4095", "65536", "-5", "x", "1-2", "1,2"] {
@@ -401,7 +392,10 @@ mod tests {
             vec![r(1, 3), r(5, 6), r(20, 41), r(100, 100)]
         );
         assert_eq!(opts("tagged 1-4094").unwrap().tagged, vec![r(1, 4094)]);
-        assert!(opts("tagged 5").unwrap().uses_bridge_port_options());
+        assert_eq!(
+            opts("tagged 5").unwrap().first_bridge_port_option(),
+            Some("tagged")
+        );
     }
 
     #[test]
@@ -438,7 +432,7 @@ mod tests {
         assert_eq!(o.flood, Some(false));
         for key in ["isolated", "hairpin", "learning", "flood"] {
             let o = opts(&format!("{key} off")).unwrap();
-            assert!(o.uses_bridge_port_options(), "{key}");
+            assert_eq!(o.first_bridge_port_option(), Some(key));
             for v in ["yes", "1", "true", "ON", "Off", "onn"] {
                 assert_eq!(bad_value(&format!("{key} {v}")), (key, v.to_owned()));
             }
@@ -449,7 +443,10 @@ mod tests {
     fn tap_mac() {
         assert_eq!(opts("tap-mac fe").unwrap().tap_mac, TapMac::Fe);
         assert_eq!(opts("tap-mac keep").unwrap().tap_mac, TapMac::Keep);
-        assert!(!opts("tap-mac keep").unwrap().uses_bridge_port_options());
+        assert_eq!(
+            opts("tap-mac keep").unwrap().first_bridge_port_option(),
+            None
+        );
         for v in ["FE", "random", "fe:00:00:00:00:01"] {
             assert_eq!(
                 bad_value(&format!("tap-mac {v}")),

@@ -12,8 +12,8 @@
 //! to be unset or one of its groups; a tap with neither set is open to everyone. Linux 6.13
 //! (commit 3ca459eaba1b, "tun: fix group permission check") briefly changed this to "owner set
 //! and its own, **or** group set and one of its groups" (nothing set: nobody); commit a70c7b3cbc06
-//! reverted it in 6.14-rc2 and in the stable releases that had taken it. [`kernel_may_open`] and
-//! [`linux_6_13_may_open`] are the two rules.
+//! reverted it in 6.14-rc2 and in the stable releases that had taken it. The tests write both
+//! rules out (`kernel_may_open`, `linux_6_13_may_open`) and check the helper's rule against them.
 //!
 //! The helper acts on a tap for a caller only when **both** would let the caller open it
 //! ([`tap_is_callers`]): the first rule, plus "an owner or a group is set". A tap nobody claimed is
@@ -29,18 +29,6 @@ use crate::source::Caller;
 pub struct TapOwner {
     pub owner: Option<u32>,
     pub group: Option<u32>,
-}
-
-/// `!tun_not_capable()` for a caller without `CAP_NET_ADMIN`, as in every kernel but 6.13:
-/// (no owner, or the caller's uid) and (no group, or one of the caller's groups).
-pub fn kernel_may_open(tap: TapOwner, caller: &Caller) -> bool {
-    tap.owner.map_or(true, |o| o == caller.uid) && tap.group.map_or(true, |g| caller.in_group(g))
-}
-
-/// `tun_capable()` of Linux 6.13 for a caller without `CAP_NET_ADMIN`: (owner set and the
-/// caller's uid) or (group set and one of the caller's groups).
-pub fn linux_6_13_may_open(tap: TapOwner, caller: &Caller) -> bool {
-    tap.owner == Some(caller.uid) || tap.group.is_some_and(|g| caller.in_group(g))
 }
 
 /// Why a tap is not the caller's.
@@ -71,9 +59,9 @@ impl fmt::Display for NotCallers {
     }
 }
 
-/// The tap is the caller's when the caller could open it under the rules of every kernel
-/// ([`kernel_may_open`] and [`linux_6_13_may_open`]): an owner or a group is set, the owner (if
-/// set) is the caller, and the group (if set) is one of the caller's groups.
+/// The tap is the caller's when the caller could open it under the rules of every kernel (both
+/// rules of this module's doc): an owner or a group is set, the owner (if set) is the caller, and
+/// the group (if set) is one of the caller's groups.
 pub fn tap_is_callers(tap: TapOwner, caller: &Caller) -> Result<(), NotCallers> {
     match (tap.owner, tap.group) {
         (None, None) => Err(NotCallers::Unclaimed),
@@ -86,6 +74,19 @@ pub fn tap_is_callers(tap: TapOwner, caller: &Caller) -> Result<(), NotCallers> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `!tun_not_capable()` for a caller without `CAP_NET_ADMIN`, as in every kernel but 6.13:
+    /// (no owner, or the caller's uid) and (no group, or one of the caller's groups).
+    fn kernel_may_open(tap: TapOwner, caller: &Caller) -> bool {
+        tap.owner.map_or(true, |o| o == caller.uid)
+            && tap.group.map_or(true, |g| caller.in_group(g))
+    }
+
+    /// `tun_capable()` of Linux 6.13 for a caller without `CAP_NET_ADMIN`: (owner set and the
+    /// caller's uid) or (group set and one of the caller's groups).
+    fn linux_6_13_may_open(tap: TapOwner, caller: &Caller) -> bool {
+        tap.owner == Some(caller.uid) || tap.group.is_some_and(|g| caller.in_group(g))
+    }
 
     const ME: u32 = 1000;
     const MY_GID: u32 = 1000;

@@ -160,12 +160,13 @@ fn normalize(path: &Path) -> PathBuf {
 /// tabs around it (so, as in qemu-bridge-helper, a path may contain spaces), or None when there
 /// is none.
 fn include_arg(content: &str) -> Option<&str> {
-    let blank: &[char] = &[' ', '\t'];
-    let rest = content.trim_start_matches(blank).strip_prefix("include")?;
-    if !rest.starts_with(blank) {
+    let rest = content
+        .trim_start_matches(SEPARATORS)
+        .strip_prefix("include")?;
+    if !rest.starts_with(SEPARATORS) {
         return None;
     }
-    let rest = rest.trim_matches(blank);
+    let rest = rest.trim_matches(SEPARATORS);
     (!rest.is_empty()).then_some(rest)
 }
 
@@ -183,17 +184,20 @@ fn content_lines(text: &[u8]) -> impl Iterator<Item = (usize, Option<&str>)> {
             };
             let content = std::str::from_utf8(content).ok();
             match content {
-                Some(c) if tokens(c).is_empty() => None,
+                Some(c) if c.trim_start_matches(SEPARATORS).is_empty() => None,
                 other => Some((i + 1, other)),
             }
         })
 }
 
-/// The words of a line: separated by spaces and tabs only (any other character, a no-break
+/// What separates the words of a line: spaces and tabs only (any other character, a no-break
 /// space included, is part of a word).
+const SEPARATORS: [char; 2] = [' ', '\t'];
+
+/// The words of a line, split at [`SEPARATORS`].
 pub(crate) fn tokens(content: &str) -> Vec<&str> {
     content
-        .split([' ', '\t'])
+        .split(SEPARATORS)
         .filter(|t| !t.is_empty())
         .collect()
 }
