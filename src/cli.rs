@@ -168,8 +168,8 @@ pub fn help(action: Action) -> String {
     match action {
         Action::Up => format!(
             "Usage: qemu-ifup [--dry-run] [--config FILE] TAP\n\
-             Attach the tap TAP to its bridge (host-side MAC, MTU, bridge-port options, up), as \
-             QEMU's script= does.\n\n\
+             Attach the tap TAP to its bridge (host-side MAC, MTU, bridge-port options, up), or \
+             route its rule's addresses to it, as QEMU's script= does.\n\n\
              Options:\n  \
                -n, --dry-run      print what would be done, change nothing\n  \
                -c, --config FILE  read FILE instead of {config} (also QEMU_IFUP_CONFIG=FILE);\n                     \
@@ -187,8 +187,8 @@ pub fn help(action: Action) -> String {
         ),
         Action::Down => format!(
             "Usage: qemu-ifdown [--dry-run] TAP\n\
-             Detach the tap TAP from the bridge it is on and set it down, as QEMU's downscript= \
-             does.\n\
+             Detach the tap TAP from the bridge it is on (or remove the routes qemu-ifup gave it) \
+             and set it down, as QEMU's downscript= does.\n\
              It reads no config file. A TAP that no longer exists is success.\n\n\
              Options:\n  \
                -n, --dry-run      print what would be done, change nothing\n  \

@@ -59,7 +59,6 @@ impl FileSource for SystemFiles {
             // refuses), and nothing to read.
             Err(Errno::ELOOP) => {
                 let link = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-                let dmeta = dir.metadata()?;
                 return Ok(Some(FileData {
                     text: Vec::new(),
                     file: FileMeta {
@@ -67,38 +66,32 @@ impl FileSource for SystemFiles {
                         gid: link.st_gid,
                         mode: link.st_mode,
                     },
-                    dir: FileMeta {
-                        uid: dmeta.uid(),
-                        gid: dmeta.gid(),
-                        mode: dmeta.mode(),
-                    },
+                    dir: meta_of(&dir.metadata()?),
                 }));
             }
             Err(e) => return Err(e.into()),
         };
         let meta = file.metadata()?;
-        let file_meta = FileMeta {
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mode: meta.mode(),
-        };
         if !meta.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "is not a regular file",
             ));
         }
-        let text = read_limited(file)?;
-        let dmeta = dir.metadata()?;
         Ok(Some(FileData {
-            text,
-            file: file_meta,
-            dir: FileMeta {
-                uid: dmeta.uid(),
-                gid: dmeta.gid(),
-                mode: dmeta.mode(),
-            },
+            text: read_limited(file)?,
+            file: meta_of(&meta),
+            dir: meta_of(&dir.metadata()?),
         }))
+    }
+}
+
+/// Owner, group and mode, as the trust and readability checks take them.
+fn meta_of(m: &std::fs::Metadata) -> FileMeta {
+    FileMeta {
+        uid: m.uid(),
+        gid: m.gid(),
+        mode: m.mode(),
     }
 }
 
@@ -116,11 +109,5 @@ fn read_limited(file: File) -> io::Result<Vec<u8>> {
 
 /// Could `caller` read `path` by its mode bits? False when it cannot be examined.
 pub fn caller_can_read(caller: &Caller, path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| {
-        caller.can_read(&FileMeta {
-            uid: m.uid(),
-            gid: m.gid(),
-            mode: m.mode(),
-        })
-    })
+    std::fs::symlink_metadata(path).is_ok_and(|m| caller.can_read(&meta_of(&m)))
 }
