@@ -152,6 +152,18 @@ pub fn fmt_us(us: f64) -> String {
     }
 }
 
+/// The cells ` median | p90 | ratio | CPU |` of a timing table: `wall` of the row, the median
+/// CPU time, and the ratio to `ours` (a median).
+fn timing_cells(wall: Stat, cpu_median: f64, ours: f64) -> String {
+    format!(
+        " {} | {} | {} | {} |",
+        fmt_us(wall.median),
+        fmt_us(wall.p90),
+        fmt_ratio(wall.median / ours),
+        fmt_us(cpu_median)
+    )
+}
+
 fn fmt_ratio(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}×")
@@ -387,16 +399,12 @@ pub fn markdown(r: &Results) -> String {
     for c in &r.cands {
         let mut row = format!("| {} |", c.label);
         for &p in &heads {
-            let st = r.stat_at(p, c.key);
             let ours = r.stat_at(p, Results::ours_for(c.key)).median;
-            let _ = write!(
-                row,
-                " {} | {} | {} | {} |",
-                fmt_us(st.median),
-                fmt_us(st.p90),
-                fmt_ratio(st.median / ours),
-                fmt_us(r.cpu_at(p, c.key).median)
-            );
+            row.push_str(&timing_cells(
+                r.stat_at(p, c.key),
+                r.cpu_at(p, c.key).median,
+                ours,
+            ));
         }
         let _ = writeln!(s, "{row}");
     }
@@ -483,16 +491,8 @@ pub fn markdown(r: &Results) -> String {
         for pair in r.routed.chunks(2) {
             let ours = pair.first().map_or(0.0, |(_, xs)| stat(&xs.wall).median);
             for (c, xs) in pair {
-                let w = stat(&xs.wall);
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} |",
-                    c.label,
-                    fmt_us(w.median),
-                    fmt_us(w.p90),
-                    fmt_ratio(w.median / ours),
-                    fmt_us(stat(&xs.cpu).median)
-                );
+                let cells = timing_cells(stat(&xs.wall), stat(&xs.cpu).median, ours);
+                let _ = writeln!(s, "| {} |{cells}", c.label);
             }
         }
         let _ = writeln!(s);
@@ -528,16 +528,8 @@ pub fn markdown(r: &Results) -> String {
         for run in &r.helpers {
             let ours = run.median(1);
             for (label, xs) in &run.rows {
-                let w = stat(&xs.wall);
-                let _ = writeln!(
-                    s,
-                    "| {} | {label} | {} | {} | {} | {} |",
-                    run.who,
-                    fmt_us(w.median),
-                    fmt_us(w.p90),
-                    fmt_ratio(w.median / ours),
-                    fmt_us(stat(&xs.cpu).median)
-                );
+                let cells = timing_cells(stat(&xs.wall), stat(&xs.cpu).median, ours);
+                let _ = writeln!(s, "| {} | {label} |{cells}", run.who);
             }
         }
         let _ = writeln!(s);
