@@ -458,38 +458,6 @@ pub fn run_privileged<A: AsRef<OsStr>>(
     out
 }
 
-/// Writes an executable shell script `dir/name` that runs `real` with its arguments through the
-/// wrapper of [`wrapper_argv`] (as `caller`, `etc` over `/etc`), with `PATH=`[`CLEAN_PATH`].
-/// The script must itself be started as root. Meant for a program that is found through `PATH`
-/// (such as QEMU started by [`crate::Qemu`], whose environment sets `PATH`): put `dir` first.
-pub fn wrapper_script(dir: &Path, name: &str, etc: &Path, caller: &Caller, real: &Path) -> PathBuf {
-    let quote = |s: &OsStr| {
-        let s = s.to_str().expect("wrapper arguments must be UTF-8");
-        assert!(!s.contains('\''), "no single quotes in {s:?}");
-        format!("'{s}'")
-    };
-    let argv = wrapper_argv(etc, caller, &[real.as_os_str()]);
-    let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
-    let script = format!(
-        "#!/bin/sh\n# written by ifup_testkit::privileged::wrapper_script\nPATH={CLEAN_PATH}\nexport PATH\nexec {} \"$@\"\n",
-        words.join(" ")
-    );
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    // Written in a child, for the same ETXTBSY reason as the copies.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, script).unwrap();
-    run_tool(
-        Command::new("install")
-            .args(["-o", "root", "-g", "root", "-m", "0755"])
-            .arg(&tmp)
-            .arg(&path),
-    );
-    let _ = std::fs::remove_file(&tmp);
-    path
-}
-
 /// The receiving end of a private `/dev/log` (see [`PrivateEtc::syslog`]).
 pub struct SyslogListener {
     sock: std::os::unix::net::UnixDatagram,
