@@ -307,6 +307,8 @@ ip link set br-other up
 ip tuntap add dev "$TAP" mode tap user "$TEST_UID"
 ip tuntap add dev roottap0 mode tap
 as_user=(setpriv --reuid="$TEST_UID" --regid="$TEST_UID" --clear-groups)
+kvm=$(getent group kvm | cut -d: -f3) || kvm= # step 9 fails without a group kvm
+as_kvm_member=("${as_user[@]/--clear-groups/--groups=$kvm}")
 master() { ip -j link show dev "$1" | sed -n 's/.*"master":"\([^"]*\)".*/\1/p'; }
 is_up() { ip -j link show dev "$1" | has '"flags":\[[^]]*"UP"'; }
 expect_exit() { # expect_exit CODE PATTERN CMD...: run CMD, check its exit status and stderr
@@ -317,36 +319,53 @@ expect_exit() { # expect_exit CODE PATTERN CMD...: run CMD, check its exit statu
     [ "$rc" = "$want" ] || { echo "expected exit $want, got $rc: $*"; return 1; }
     grep -q -- "$pattern" "$WORK/err" || { echo "stderr lacks '$pattern': $*"; return 1; }
 }
-case $check in
-qemu)
-    # QEMU itself runs as the user, with the installed helpers as script= and downscript=.
-    "${as_user[@]}" env -i PATH="$CLEAN_PATH" qemu-system-x86_64 \
+qemu_on() { # qemu_on NETDEV [CMD...]: exec QEMU (through CMD, e.g. setpriv) with its NIC on
+    # -netdev NETDEV, booting the test guest, which pings 10.0.2.1; the console goes to
+    # $WORK/console, QEMU's stderr to $WORK/qemu.err. Run it in a subshell (`&` or `( )`).
+    local netdev=$1
+    shift
+    exec "$@" env -i PATH="$CLEAN_PATH" qemu-system-x86_64 \
         -accel tcg -m 256 -nodefaults -no-reboot -display none -monitor none -serial stdio \
         -kernel "$WORK/guest/kernel" -initrd "$WORK/guest/initrd" \
         -append "console=ttyS0 panic=-1 quiet ifup_rs.ip=10.0.2.15/24 ifup_rs.ping=10.0.2.1" \
-        -netdev "tap,id=n0,ifname=$TAP,script=$UP,downscript=$DOWN" \
-        -device virtio-net-pci,netdev=n0,romfile= \
-        </dev/null >"$WORK/console" 2>"$WORK/qemu.err" &
-    qemu=$!
-    attached=
+        -netdev "$netdev" -device virtio-net-pci,netdev=n0,romfile= \
+        </dev/null >"$WORK/console" 2>"$WORK/qemu.err"
+}
+ports() { ip -o link show master br0 | awk -F': ' '{print $2}'; }
+watch_qemu() { # watch_qemu PID: while QEMU (PID) runs, wait up to 60 s for a port on br0; then
+    # wait up to 120 s for QEMU to exit and show its console and stderr. Sets tap (the port),
+    # uid (QEMU's, or gone), mtu (the port's) and rc (QEMU's exit status).
+    local qemu=$1
+    tap=
     for _ in $(seq 600); do
-        if [ "$(master "$TAP")" = br0 ]; then attached=1; break; fi
+        tap=$(ports | head -n 1)
+        if [ -n "$tap" ]; then break; fi
         kill -0 "$qemu" 2>/dev/null || break
         sleep 0.1
     done
     uid=$(awk '/^Uid:/ {print $2}' "/proc/$qemu/status" 2>/dev/null || echo gone)
-    ip -d link show dev "$TAP"
-    mtu=$(ip -j link show dev "$TAP" | sed -n 's/.*"mtu":\([0-9]*\).*/\1/p')
+    if [ -n "$tap" ]; then ip -d link show dev "$tap"; fi
+    mtu=$(ip -j link show dev "$tap" 2>/dev/null | sed -n 's/.*"mtu":\([0-9]*\).*/\1/p')
     rc=0
     timeout 120 tail --pid="$qemu" -f /dev/null || true
     wait "$qemu" || rc=$?
-    cat "$WORK/console"
-    cat "$WORK/qemu.err"
-    [ -n "$attached" ] || { echo "the tap never reached br0"; exit 1; }
+    cat "$WORK/console" "$WORK/qemu.err"
+}
+check_qemu() { # check_qemu MTU WHY: after watch_qemu: a tap reached br0 with MTU (WHY says
+    # whose MTU that is), QEMU ran as $TEST_UID, the guest pinged 10.0.2.1, QEMU exited with 0.
+    [ -n "$tap" ] || { echo "no tap ever reached br0"; exit 1; }
     [ "$uid" = "$TEST_UID" ] || [ "$uid" = gone ] || { echo "QEMU ran as uid $uid"; exit 1; }
-    [ "$mtu" = 1400 ] || { echo "the tap has MTU $mtu, not br0's 1400"; exit 1; }
+    [ "$mtu" = "$1" ] || { echo "the tap has MTU $mtu, not $1 ($2)"; exit 1; }
     grep -q GUEST-PING-OK "$WORK/console" || { echo "the guest could not ping 10.0.2.1"; exit 1; }
     [ "$rc" = 0 ] || { echo "QEMU exited with status $rc"; exit 1; }
+}
+case $check in
+qemu)
+    # QEMU itself runs as the user, with the installed helpers as script= and downscript=.
+    qemu_on "tap,id=n0,ifname=$TAP,script=$UP,downscript=$DOWN" "${as_user[@]}" &
+    watch_qemu $!
+    [ "$tap" = "$TAP" ] || { echo "br0's port is '$tap', not $TAP"; exit 1; }
+    check_qemu 1400 "br0's"
     [ -z "$(master "$TAP")" ] || { echo "qemu-ifdown-rs left the tap on $(master "$TAP")"; exit 1; }
     ! is_up "$TAP" || { echo "qemu-ifdown-rs left the tap up"; exit 1; }
     ;;
@@ -364,7 +383,6 @@ denials)
     ;;
 setuid)
     # Mode 4750 root:kvm: the user outside group kvm cannot even run it; inside, it works.
-    kvm=$(getent group kvm | cut -d: -f3)
     if "${as_user[@]}" "$WORK/exec-probe" 2>/dev/null; then
         # Seen on some sandboxed kernels: a file with any x bit runs for everyone.
         echo "NOTE: uid $TEST_UID can execute a root-only (0700) file on this machine: the kernel"
@@ -373,10 +391,10 @@ setuid)
     else
         expect_exit 126 'Permission denied' "${as_user[@]}" "$UP" "$TAP"
     fi
-    "${as_user[@]/--clear-groups/--groups=$kvm}" "$UP" "$TAP"
+    "${as_kvm_member[@]}" "$UP" "$TAP"
     [ "$(master "$TAP")" = br0 ] || { echo "not attached by the kvm member"; exit 1; }
     is_up "$TAP" || { echo "not up"; exit 1; }
-    "${as_user[@]/--clear-groups/--groups=$kvm}" "$DOWN" "$TAP"
+    "${as_kvm_member[@]}" "$DOWN" "$TAP"
     [ -z "$(master "$TAP")" ] || { echo "not detached"; exit 1; }
     ! is_up "$TAP" || { echo "still up"; exit 1; }
     ;;
@@ -393,50 +411,21 @@ bridge-helper | bridge-helper-setuid | default-helper)
     printf 'bridge br0 mtu 1300\n' >/etc/qemu-ifup-rs.conf
     chmod 0644 /etc/qemu-ifup-rs.conf
     user=("${as_user[@]}")
-    if [ "$check" = bridge-helper-setuid ]; then # mode 4750 root:kvm: run by a member of kvm
-        user=("${as_user[@]/--clear-groups/--groups=$(getent group kvm | cut -d: -f3)}")
-    fi
+    if [ "$check" = bridge-helper-setuid ]; then user=("${as_kvm_member[@]}"); fi # mode 4750 root:kvm
     helper_opt=",helper=$UP"
     if [ "$check" = default-helper ]; then helper_opt=; fi
-    qemu_bridge() { # qemu_bridge BRIDGE: exec QEMU as the user, the guest pinging 10.0.2.1
-        exec "${user[@]}" env -i PATH="$CLEAN_PATH" qemu-system-x86_64 \
-            -accel tcg -m 256 -nodefaults -no-reboot -display none -monitor none -serial stdio \
-            -kernel "$WORK/guest/kernel" -initrd "$WORK/guest/initrd" \
-            -append "console=ttyS0 panic=-1 quiet ifup_rs.ip=10.0.2.15/24 ifup_rs.ping=10.0.2.1" \
-            -netdev "bridge,id=n0,br=$1$helper_opt" -device virtio-net-pci,netdev=n0,romfile= \
-            </dev/null >"$WORK/console" 2>"$WORK/qemu.err"
-    }
-    ports() { ip -o link show master br0 | awk -F': ' '{print $2}'; }
     taps() { ip -o link show type tun | awk -F': ' '{print $2}' | sort | tr '\n' ' '; }
     taps_before=$(taps)
-    qemu_bridge br0 & # in a subshell that becomes QEMU: $! is QEMU's pid
-    qemu=$!
-    tap=
-    for _ in $(seq 600); do
-        tap=$(ports | head -n 1)
-        if [ -n "$tap" ]; then break; fi
-        kill -0 "$qemu" 2>/dev/null || break
-        sleep 0.1
-    done
-    uid=$(awk '/^Uid:/ {print $2}' "/proc/$qemu/status" 2>/dev/null || echo gone)
-    [ -n "$tap" ] && ip -d link show dev "$tap"
-    mtu=$(ip -j link show dev "$tap" 2>/dev/null | sed -n 's/.*"mtu":\([0-9]*\).*/\1/p')
-    rc=0
-    timeout 120 tail --pid="$qemu" -f /dev/null || true
-    wait "$qemu" || rc=$?
-    cat "$WORK/console" "$WORK/qemu.err"
-    [ -n "$tap" ] || { echo "no tap ever reached br0"; exit 1; }
-    [ "$uid" = "$TEST_UID" ] || [ "$uid" = gone ] || { echo "QEMU ran as uid $uid"; exit 1; }
-    [ "$mtu" = 1300 ] || { echo "the tap has MTU $mtu, not the config's 1300: not our helper?"; exit 1; }
-    grep -q GUEST-PING-OK "$WORK/console" || { echo "the guest could not ping 10.0.2.1"; exit 1; }
-    [ "$rc" = 0 ] || { echo "QEMU exited with status $rc"; exit 1; }
+    qemu_on "bridge,id=n0,br=br0$helper_opt" "${user[@]}" & # a subshell that becomes QEMU
+    watch_qemu $!
+    check_qemu 1300 "the config's: not our helper?"
     for _ in $(seq 20); do ip link show dev "$tap" >/dev/null 2>&1 || break; sleep 0.1; done
     ! ip link show dev "$tap" >/dev/null 2>&1 || { echo "$tap outlived QEMU"; exit 1; }
     [ -z "$(ports)" ] || { echo "br0 still has ports: $(ports)"; exit 1; }
     echo "QEMU (uid $TEST_UID) got $tap on br0 (MTU $mtu) from the helper; gone after QEMU"
     # A bridge the ACL does not allow: QEMU fails with our helper's message, and no tap is left.
     rc=0
-    (qemu_bridge br-other) || rc=$?
+    (qemu_on "bridge,id=n0,br=br-other$helper_opt" "${user[@]}") || rc=$?
     cat "$WORK/qemu.err"
     [ "$rc" != 0 ] || { echo "QEMU started on br-other"; exit 1; }
     grep -q '^qemu-ifup: error: bridge br-other: ' "$WORK/qemu.err" ||
@@ -445,12 +434,7 @@ bridge-helper | bridge-helper-setuid | default-helper)
     ;;
 default-script)
     # qemu-ifup-rs-divert enable: QEMU's default /etc/qemu-ifup (no script= given) is ours.
-    env -i PATH="$CLEAN_PATH" qemu-system-x86_64 \
-        -accel tcg -m 256 -nodefaults -no-reboot -display none -monitor none -serial stdio \
-        -kernel "$WORK/guest/kernel" -initrd "$WORK/guest/initrd" \
-        -append "console=ttyS0 panic=-1 quiet ifup_rs.ip=10.0.2.15/24 ifup_rs.ping=10.0.2.1" \
-        -netdev "tap,id=n0,ifname=roottap0" -device virtio-net-pci,netdev=n0,romfile= \
-        </dev/null >"$WORK/console" 2>"$WORK/qemu.err" || { cat "$WORK/qemu.err"; exit 1; }
+    (qemu_on "tap,id=n0,ifname=roottap0") || { cat "$WORK/qemu.err"; exit 1; }
     grep -q GUEST-PING-OK "$WORK/console" || { cat "$WORK/console" "$WORK/qemu.err"; exit 1; }
     [ -z "$(master roottap0)" ] || { echo "/etc/qemu-ifdown did not detach roottap0"; exit 1; }
     ;;

@@ -23,7 +23,7 @@ use ifup_testkit::bridge_helper::{self, HelperCall, HelperOutcome, Invocation};
 use ifup_testkit::libvirt::{Domain, Libvirtd, SessionConfig};
 use ifup_testkit::privileged::{self, install_copy, Caller, Install, PrivateEtc};
 use ifup_testkit::{
-    add_bridge, add_veth, ip, links, marker, taps, GuestImage, Link, Netns, NicModel, Qemu,
+    add_bridge, add_veth, ip, links, marker, ports, taps, GuestImage, Link, Netns, NicModel, Qemu,
     QEMU_TIMEOUT,
 };
 
@@ -101,8 +101,8 @@ fn assert_no_taps(what: &str) {
 
 #[track_caller]
 fn assert_no_ports(bridge: &str) {
-    let ports = ip(&["-o", "link", "show", "master", bridge]);
-    assert!(ports.trim().is_empty(), "{bridge} still has ports: {ports}");
+    let ports = ports(bridge);
+    assert!(ports.is_empty(), "{bridge} still has ports: {ports:?}");
 }
 
 /// A tap the helper made: on `br0`, with its MTU, up, a non-persistent tap.
@@ -253,14 +253,7 @@ fn qemu_boots_on_bridge(helper: &Helper, form: HelperString, model: NicModel) {
         "QEMU passes --use-vnet: {tap:#?}"
     );
     assert_eq!(taps().len(), 1, "{:#?}", taps());
-    let verdict = vm.wait_for_any(&[marker::PING_OK, marker::PING_FAIL], QEMU_TIMEOUT);
-    assert_eq!(
-        verdict,
-        marker::PING_OK,
-        "the guest could not ping the host through br0; console:\n{}\nQEMU stderr:\n{}",
-        vm.console(),
-        vm.stderr()
-    );
+    vm.assert_pinged(None);
     let exit = vm.wait_exit(QEMU_TIMEOUT);
     assert_eq!(exit.code, 0, "QEMU should exit cleanly: {exit:#?}");
     assert!(exit.console.contains(marker::POWEROFF), "{exit:#?}");
@@ -348,8 +341,7 @@ fn libvirt_boots_on_bridge(helper: &Helper, model: NicModel) {
         "libvirt passes --use-vnet for virtio only: {tap:#?}"
     );
     assert_eq!(taps().len(), 1, "{:#?}", taps());
-    let verdict = lv.wait_console(&name, &[marker::PING_OK, marker::PING_FAIL], QEMU_TIMEOUT);
-    assert_eq!(verdict, marker::PING_OK, "{}", lv.report(&name));
+    lv.assert_pinged(&name, None);
     if destroy {
         lv.wait_console(&name, &[marker::HOLD], QEMU_TIMEOUT);
         assert_eq!(lv.running(), std::slice::from_ref(&name));

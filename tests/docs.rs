@@ -20,6 +20,8 @@
 //! `/etc` a private directory), as root, against the binaries cargo built.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -27,18 +29,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::{ifdown, ifup, warnings, IFDOWN, IFUP};
 use ifup_policy::{
     parse_acl, parse_config, Caller as AclCaller, LineError, MemSource, PolicyError,
 };
 use ifup_testkit::privileged::{self, install_copy, run_privileged, Caller, Install, PrivateEtc};
 use ifup_testkit::{
-    add_bridge_with_default_route, add_tap, add_veth, expect_link, ip, link, marker, routes, run,
-    run_with_own_sysfs, tapio::TapQueue, wait_until, GuestImage, Link, Netns, Qemu, RunOutput,
-    CLEAN_PATH, PRIVATE_MOUNT_SH, QEMU_TIMEOUT,
+    add_bridge_with_default_route, add_tap, add_veth, expect_link, ip, link, routes, run,
+    run_with_own_sysfs, tapio::TapQueue, taps, tool, wait_until, GuestImage, Link, Netns, Qemu,
+    RunOutput, CLEAN_PATH, PRIVATE_MOUNT_SH, QEMU_TIMEOUT,
 };
-
-const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
-const IFDOWN: &str = env!("CARGO_BIN_EXE_qemu-ifdown");
 /// The documents whose blocks are checked.
 const DOCS: [&str; 2] = ["README.md", "docs/GUIDE.md"];
 /// The languages a fenced block may have.
@@ -636,14 +636,6 @@ fn man_pages() -> Vec<String> {
     pages
 }
 
-fn tool(name: &str, package: &str) -> PathBuf {
-    CLEAN_PATH
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` not found in {CLEAN_PATH}: install {package}"))
-}
-
 /// `mandoc -T lint` (every level, style included) and `groff -ww` (what `man -l` renders with,
 /// all warnings) say nothing about any man page.
 #[test]
@@ -795,22 +787,6 @@ fn config_file(s: &Scratch, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-fn ifup(args: &[&str]) -> RunOutput {
-    run(Path::new(IFUP), args, &[])
-}
-
-fn ifdown(args: &[&str]) -> RunOutput {
-    run(Path::new(IFDOWN), args, &[])
-}
-
-/// The `qemu-ifup: warning:` lines of a run.
-fn warnings(out: &RunOutput) -> Vec<&str> {
-    out.stderr
-        .lines()
-        .filter(|l| l.starts_with("qemu-ifup: warning:"))
-        .collect()
-}
-
 /// `/proc/sys/net/…` of the calling thread's network namespace.
 fn sysctl(path: &str) -> String {
     std::fs::read_to_string(format!("/proc/sys/net/{path}"))
@@ -863,36 +839,22 @@ struct Booted {
     stderr: String,
 }
 
-/// Runs `boot.install` as root in a mount namespace of its own where `/usr/libexec` is a fresh
-/// tmpfs (so the host's is never touched) and the scratch directory is the current directory,
-/// then, in the same namespace, a real QEMU (TCG, the test guest) as `boot.caller` with
-/// `script=/usr/libexec/qemu-ifup-rs,downscript=/usr/libexec/qemu-ifdown-rs` and `boot.etc` over
-/// `/etc`. The guest pings 10.0.2.1. The install's result is recorded, not enforced, so that a
-/// broken install still shows what QEMU makes of it.
-fn install_and_boot(s: &Scratch, boot: &Boot, guest_ip: &str) -> Booted {
-    privileged::require_setuid_capable();
-    let real_qemu = tool("qemu-system-x86_64", "qemu-system-x86");
-    let mut install = String::from(STUBS);
-    install.push_str(&boot.install);
-    s.write("install.sh", &install);
-    let exec = match &boot.caller {
-        None => format!("exec {} \"$@\"", real_qemu.display()),
-        Some(c) => {
-            let groups = if c.groups.is_empty() {
-                "--clear-groups".to_owned()
-            } else {
-                let g: Vec<String> = c.groups.iter().map(u32::to_string).collect();
-                format!("--groups={}", g.join(","))
-            };
-            format!(
-                "exec setpriv --reuid={} --regid={} {groups} --inh-caps=-all -- {} \"$@\"",
-                c.uid,
-                c.gid,
-                real_qemu.display()
-            )
-        }
-    };
-    let dir = s.dir.display();
+/// Writes `install.sh` (the stubs, then `install`) and `run.sh` into the scratch directory, and
+/// returns the path of `run.sh`. Started by root in a mount namespace of its own, `run.sh` makes
+/// `/usr/libexec` a fresh tmpfs (so the host's is never touched), binds the scratch `passwd` over
+/// `/etc/passwd`, runs the install from the scratch directory and records its exit status
+/// (`install.status`), its output (`install.log`) and what it left (`getcap.out` and `stat.out`
+/// of the two helpers), then binds `etc` over `/etc` and execs QEMU with `run.sh`'s arguments, as
+/// `caller` (`None`: root). The install's result is recorded, not enforced, so that a broken
+/// install still shows what QEMU makes of it.
+fn write_install_then_qemu(
+    s: &Scratch,
+    install: &str,
+    etc: &PrivateEtc,
+    caller: Option<&Caller>,
+) -> PathBuf {
+    s.write("install.sh", &format!("{STUBS}{install}"));
+    let as_caller = caller.map_or_else(String::new, |c| c.setpriv_args().join(" ") + " ");
     s.write(
         "run.sh",
         &format!(
@@ -909,17 +871,29 @@ fn install_and_boot(s: &Scratch, boot: &Boot, guest_ip: &str) -> Booted {
              stat -c '%n %U %G %a' /usr/libexec/qemu-ifup-rs /usr/libexec/qemu-ifdown-rs >stat.out 2>&1\n\
              set -e\n\
              mount --bind {etc} /etc\n\
-             {exec}\n",
-            etc = boot.etc.path().display()
+             exec {as_caller}{qemu} \"$@\"\n",
+            dir = s.dir.display(),
+            etc = etc.path().display(),
+            qemu = tool("qemu-system-x86_64", "qemu-system-x86").display(),
         ),
-    );
+    )
+}
+
+/// Runs `boot.install` and then a real QEMU (TCG, the test guest) as `boot.caller` with
+/// `script=/usr/libexec/qemu-ifup-rs,downscript=/usr/libexec/qemu-ifdown-rs` and `boot.etc` over
+/// `/etc`, both through [`write_install_then_qemu`]'s `run.sh`, found by QEMU's spawner as
+/// `qemu-system-x86_64`. The guest pings 10.0.2.1.
+fn install_and_boot(s: &Scratch, boot: &Boot, guest_ip: &str) -> Booted {
+    privileged::require_setuid_capable();
+    let run_sh = write_install_then_qemu(s, &boot.install, boot.etc, boot.caller.as_ref());
     let wrappers = s.path("bin");
     std::fs::create_dir_all(&wrappers).unwrap();
     s.write(
         "bin/qemu-system-x86_64",
         &format!(
             "#!/bin/sh\nPATH={CLEAN_PATH}\nexport PATH\n\
-             exec unshare --mount --propagation private -- /bin/sh {dir}/run.sh \"$@\"\n"
+             exec unshare --mount --propagation private -- /bin/sh {} \"$@\"\n",
+            run_sh.display()
         ),
     );
     let image = GuestImage::get(&privileged::suitable_base(tmp()));
@@ -932,18 +906,8 @@ fn install_and_boot(s: &Scratch, boot: &Boot, guest_ip: &str) -> Booted {
         .spawn();
     let mut attached = None;
     if boot.boots {
-        let verdict = vm.wait_for_any(
-            &[marker::PING_OK, marker::PING_FAIL, marker::NET_FAIL],
-            QEMU_TIMEOUT,
-        );
+        vm.assert_pinged(None);
         attached = link(boot.tap).filter(|l| l.master.is_some());
-        assert_eq!(
-            verdict,
-            marker::PING_OK,
-            "the guest could not ping the host (its tap: {attached:#?})\nconsole:\n{}\nstderr:\n{}",
-            vm.console(),
-            vm.stderr()
-        );
     }
     let exit = vm.wait_exit(QEMU_TIMEOUT);
     Booted {
@@ -1464,13 +1428,7 @@ fn helper_options_work_as_written() {
         .collect();
     assert_eq!(covered.len(), 3, "{covered:#?}");
     privileged::require_setuid_capable();
-    let qemu = tool("qemu-system-x86_64", "qemu-system-x86");
-    let fcaps = read("README.md");
-    let install = parse_markdown("README.md", &fcaps)
-        .unwrap()
-        .into_iter()
-        .find(|b| b.marker == Some(Marker::RunByTest("readme_file_caps_install".into())))
-        .expect("the README's file-capability install");
+    let [install] = <[Block; 1]>::try_from(blocks_for("readme_file_caps_install", 1)).unwrap();
     for (i, b) in covered.iter().enumerate() {
         let words = shell_words(&b.commands()[0]);
         let netdev = words
@@ -1488,26 +1446,18 @@ fn helper_options_work_as_written() {
         let etc = PrivateEtc::new(tmp(), &format!("docs-helper-{i}"));
         etc.write("qemu/bridge.conf", "allow br0\n");
         let s = Scratch::new(&format!("helper-{i}"));
-        let mut script = String::from(STUBS);
-        script.push_str(&install.text);
-        s.write("install.sh", &script);
-        s.write(
-            "run.sh",
-            &format!(
-                "set -e\nmount -t tmpfs -o mode=0755 docs-libexec /usr/libexec\ncd {dir}\n\
-                 /bin/sh -e ./install.sh\nmount --bind {etc} /etc\n\
-                 exec setpriv --reuid={ALICE} --regid={ALICE} --clear-groups --inh-caps=-all -- \
-                 {qemu} -accel tcg -nodefaults -display none -monitor none -serial none \
-                 -netdev \"$1\" -device virtio-net-pci,netdev=n0,romfile=\n",
-                dir = s.dir.display(),
-                etc = etc.path().display(),
-                qemu = qemu.display()
-            ),
-        );
+        let alice = Caller::new(ALICE, ALICE);
+        let run_sh = write_install_then_qemu(&s, &install.text, &etc, Some(&alice));
         let mut child = Command::new(tool("unshare", "util-linux"))
             .args(["--mount", "--propagation", "private", "--", "/bin/sh"])
-            .arg(s.path("run.sh"))
-            .arg(&netdev)
+            .arg(run_sh)
+            .args("-accel tcg -nodefaults -display none -monitor none -serial none".split(' '))
+            .args([
+                "-netdev",
+                &netdev,
+                "-device",
+                "virtio-net-pci,netdev=n0,romfile=",
+            ])
             .env_clear()
             .env("PATH", CLEAN_PATH)
             .stdin(std::process::Stdio::null())
@@ -1515,12 +1465,6 @@ fn helper_options_work_as_written() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let taps = || -> Vec<Link> {
-            ifup_testkit::links()
-                .into_iter()
-                .filter(|l| l.kind.as_deref() == Some("tun"))
-                .collect()
-        };
         let tap = wait_until(QEMU_TIMEOUT, "QEMU's tap on br0", || {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut err = String::new();
@@ -1531,6 +1475,12 @@ fn helper_options_work_as_written() {
                 .into_iter()
                 .find(|l| l.master.as_deref() == Some("br0"))
         });
+        assert_eq!(
+            s.read("install.status").trim(),
+            "0",
+            "the install failed: {}",
+            s.read("install.log")
+        );
         assert_eq!((tap.mtu, tap.up), (1400, true), "{}: {tap:#?}", b.at());
         // fe:…, or the kernel's random address when its first byte is f0 or above already.
         let first = u8::from_str_radix(&tap.address.as_deref().unwrap()[..2], 16).unwrap();

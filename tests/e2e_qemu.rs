@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use ifup_testkit::{
-    add_bridge, add_bridge_with_default_route, add_tap, ip, link, marker, set_mtu, GuestImage,
-    Link, Netns, Qemu, QemuExit, QEMU_TIMEOUT,
+    add_bridge, add_bridge_with_default_route, add_tap, ip, link, marker, ports, set_mtu, tool,
+    GuestImage, Link, Netns, Qemu, QemuExit, QEMU_TIMEOUT,
 };
 
 /// The helpers under test: cargo's, or the installed package's with QEMU_IFUP_RS_INSTALLED=1
@@ -43,18 +43,6 @@ fn wait_attached(vm: &mut Qemu, tap: &str) -> Link {
         &format!("{tap} to be attached to a bridge"),
         || link(tap).filter(|l| l.master.is_some()),
     )
-}
-
-/// Waits for the guest's ping verdict and asserts it succeeded.
-fn assert_guest_pinged(vm: &mut Qemu) {
-    let verdict = vm.wait_for_any(&[marker::PING_OK, marker::PING_FAIL], QEMU_TIMEOUT);
-    assert_eq!(
-        verdict,
-        marker::PING_OK,
-        "the guest could not ping the host through the bridge; console:\n{}\nQEMU stderr:\n{}",
-        vm.console(),
-        vm.stderr()
-    );
 }
 
 fn qemu_ifup_error_lines(stderr: &str) -> Vec<&str> {
@@ -120,7 +108,7 @@ fn no_config_attaches_persistent_tap_to_default_route_bridge() {
         "the bridge's MTU must not change"
     );
 
-    assert_guest_pinged(&mut vm);
+    vm.assert_pinged(None);
     let pinged_after = vm.elapsed();
     let exit = assert_clean_exit(vm);
     eprintln!(
@@ -135,12 +123,7 @@ fn no_config_attaches_persistent_tap_to_default_route_bridge() {
         "qemu-ifdown should detach the tap: {tap:#?}"
     );
     assert!(!tap.up, "qemu-ifdown should set the tap down: {tap:#?}");
-    assert!(
-        ip(&["-o", "link", "show", "master", "br0"])
-            .trim()
-            .is_empty(),
-        "br0 should have no ports left"
-    );
+    assert!(ports("br0").is_empty(), "br0 should have no ports left");
 }
 
 /// A config file named by QEMU_IFUP_CONFIG (in QEMU's environment, which QEMU passes to its
@@ -174,7 +157,7 @@ fn config_bridge_with_tap_created_by_qemu() {
     );
     assert_eq!(tap.mtu, link("br-lab").unwrap().mtu);
 
-    assert_guest_pinged(&mut vm);
+    vm.assert_pinged(None);
     assert_clean_exit(vm);
     assert_eq!(link("vmtap1"), None, "QEMU deletes the tap it created");
 }
@@ -225,14 +208,11 @@ fn no_bridge_anywhere_makes_qemu_fail() {
 /// owns, with setuid-root copies of qemu-ifup / qemu-ifdown as script/downscript. QEMU runs in a
 /// mount namespace of its own with a private `/etc` (config `bridge br-user`, ACL
 /// `allow br-user`), so the scripts it spawns read those fixed paths and the machine's `/etc` is
-/// never touched. The wrapper that sets this up is found as `qemu-system-x86_64` through the
-/// `PATH` given to QEMU, and execs (unshare, mount, setpriv) down to QEMU with the same pid.
+/// never touched. The wrapper that sets this up ([`ifup_testkit::QemuOptions::as_caller`]) execs
+/// (unshare, mount, setpriv) down to QEMU with the same pid.
 #[test]
 fn unprivileged_qemu_with_setuid_scripts_attaches_its_own_tap() {
-    use ifup_testkit::privileged::{
-        self, install_copy, wrapper_script, Caller, Install, PrivateEtc,
-    };
-    use ifup_testkit::CLEAN_PATH;
+    use ifup_testkit::privileged::{self, install_copy, Caller, Install, PrivateEtc};
 
     const USER: u32 = 12347;
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -247,28 +227,14 @@ fn unprivileged_qemu_with_setuid_scripts_attaches_its_own_tap() {
         .write("qemu/bridge.conf", "allow br-user\n");
     let ifup = install_copy(tmp, &helpers().0, Install::SetuidRoot);
     let ifdown = install_copy(tmp, &helpers().1, Install::SetuidRoot);
-    let real_qemu = CLEAN_PATH
-        .split(':')
-        .map(|d| Path::new(d).join("qemu-system-x86_64"))
-        .find(|p| p.is_file())
-        .expect("qemu-system-x86_64 not found: install qemu-system-x86");
-    let wrapper_dir =
-        privileged::suitable_base(tmp).join(format!("qemu-as-user-{}", std::process::id()));
-    let caller = Caller::new(USER, USER);
-    wrapper_script(
-        &wrapper_dir,
-        "qemu-system-x86_64",
-        etc.path(),
-        &caller,
-        &real_qemu,
-    );
+    let real_qemu = tool("qemu-system-x86_64", "qemu-system-x86");
 
     // QEMU runs as USER: the image must be where USER can read it.
     let image = GuestImage::get(&privileged::suitable_base(tmp));
     let mut vm = Qemu::options(&image, "vmtap3")
         .script(&ifup)
         .downscript(&ifdown)
-        .env("PATH", &format!("{}:{CLEAN_PATH}", wrapper_dir.display()))
+        .as_caller(&etc, &Caller::new(USER, USER))
         .guest_ip("10.0.4.15/24")
         .ping("10.0.4.1")
         .spawn();
@@ -297,10 +263,9 @@ fn unprivileged_qemu_with_setuid_scripts_attaches_its_own_tap() {
     assert!(tap.up, "{tap:#?}");
     assert_eq!(tap.tun.as_ref().and_then(|t| t.owner), Some(USER));
 
-    assert_guest_pinged(&mut vm);
+    vm.assert_pinged(None);
     assert_clean_exit(vm);
     let tap = link("vmtap3").expect("a persistent tap outlives QEMU");
     assert_eq!(tap.master, None, "qemu-ifdown should detach it: {tap:#?}");
     assert!(!tap.up, "qemu-ifdown should set it down: {tap:#?}");
-    let _ = std::fs::remove_dir_all(&wrapper_dir);
 }

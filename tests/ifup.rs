@@ -6,17 +6,11 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_detached, assert_fails, config, ifup, IFUP};
+use common::{assert_detached, assert_fails, config, ifdown, ifup, IFDOWN, IFUP};
 use ifup_testkit::{
     add_bridge, add_tap, add_tun, add_veth, expect_link, ip, link, links, run, set_master, set_mtu,
-    Netns, RunOutput,
+    Netns,
 };
-
-const IFDOWN: &str = env!("CARGO_BIN_EXE_qemu-ifdown");
-
-fn ifdown(args: &[&str]) -> RunOutput {
-    run(Path::new(IFDOWN), args, &[])
-}
 
 /// An empty config: no rule, no bridge line, so the default route decides (and the host's
 /// /etc/qemu-ifup-rs.conf, if any, is not read).

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use ifup_testkit::libvirt::{Domain, Libvirtd, SystemConfig};
 use ifup_testkit::{
-    add_bridge, del_link, expect_link, ip, link, links, marker, taps, wait_until, GuestImage, Link,
-    Netns, NicModel, CLEAN_PATH, QEMU_TIMEOUT,
+    add_bridge, del_link, expect_link, ip, link, links, marker, ports, taps, wait_until,
+    GuestImage, Link, Netns, NicModel, CLEAN_PATH, QEMU_TIMEOUT,
 };
 
 const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
@@ -59,15 +59,6 @@ fn world(config: impl FnOnce(SystemConfig) -> SystemConfig, rules: &str) -> (Net
         rules,
     )));
     (ns, lv)
-}
-
-/// The names of `bridge`'s ports.
-fn ports(bridge: &str) -> Vec<String> {
-    links()
-        .into_iter()
-        .filter(|l| l.master.as_deref() == Some(bridge))
-        .map(|l| l.name)
-        .collect()
 }
 
 /// `tap` as the guide's rule leaves it: on br0 alone, with br0's MTU, isolated, up, the MAC
@@ -126,8 +117,7 @@ fn guide_interface_attaches_vm_web0_to_br0() {
         tap.tun.as_ref().unwrap().vnet_hdr,
         "libvirt opens a virtio NIC's tap with a vnet header: {tap:#?}"
     );
-    let verdict = lv.wait_console("web0", &[marker::PING_OK, marker::PING_FAIL], QEMU_TIMEOUT);
-    assert_eq!(verdict, marker::PING_OK, "{}", lv.report("web0"));
+    lv.assert_pinged("web0", None);
     lv.wait_console("web0", &[marker::HOLD], QEMU_TIMEOUT);
     assert_eq!(lv.running(), ["web0"]);
 
@@ -159,12 +149,7 @@ fn fe_guest_mac_keeps_libvirts_fa_tap_mac() {
         !tap.tun.as_ref().unwrap().vnet_hdr,
         "no vnet header for e1000: {tap:#?}"
     );
-    let verdict = lv.wait_console(
-        "web-fe",
-        &[marker::PING_OK, marker::PING_FAIL],
-        QEMU_TIMEOUT,
-    );
-    assert_eq!(verdict, marker::PING_OK, "{}", lv.report("web-fe"));
+    lv.assert_pinged("web-fe", None);
     assert_all_gone(&lv, "web-fe", "vm-web1");
 }
 

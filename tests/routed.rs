@@ -11,28 +11,25 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{assert_fails, config, ifup, IFUP};
+use common::{assert_fails, config, ifdown, ifup, IFDOWN, IFUP};
 use ifup_testkit::{
-    add_tap, add_veth, expect_link, ip, link, links, marker, run, tap_mac, GuestImage, Netns, Qemu,
-    RunOutput, CLEAN_PATH, QEMU_TIMEOUT,
+    add_tap, add_veth, expect_link, ip, link, links, routes, tap_mac, GuestImage, Netns, Qemu,
+    RouteEntry, CLEAN_PATH, QEMU_TIMEOUT,
 };
 
-const IFDOWN: &str = env!("CARGO_BIN_EXE_qemu-ifdown");
-
-fn ifdown(args: &[&str]) -> RunOutput {
-    run(Path::new(IFDOWN), args, &[])
+/// A route qemu-ifup adds: to `dst`, via `dev`, protocol 112.
+fn ours(dst: &str, dev: &str) -> RouteEntry {
+    RouteEntry {
+        dst: dst.to_owned(),
+        dev: Some(dev.to_owned()),
+        protocol: "112".to_owned(),
+        kind: "unicast".to_owned(),
+    }
 }
 
-/// The main table's routes as (dst, dev, protocol).
-fn routes(v6: bool) -> Vec<(String, String, String)> {
-    ifup_testkit::routes(v6)
-        .into_iter()
-        .map(|r| (r.dst, r.dev.unwrap_or_default(), r.protocol))
-        .collect()
-}
-
-fn route(dst: &str, dev: &str, proto: &str) -> (String, String, String) {
-    (dst.to_owned(), dev.to_owned(), proto.to_owned())
+/// Whether `r` goes via `dev`.
+fn via(r: &RouteEntry, dev: &str) -> bool {
+    r.dev.as_deref() == Some(dev)
 }
 
 fn proxy_arp(dev: &str) -> String {
@@ -63,11 +60,11 @@ fn a_routed_tap_gets_its_routes_and_gives_them_back() {
     assert_eq!(
         routes(false),
         [
-            route("192.0.2.10", "vm-web0", "112"),
-            route("198.51.100.0/28", "vm-web0", "112")
+            ours("192.0.2.10", "vm-web0"),
+            ours("198.51.100.0/28", "vm-web0")
         ]
     );
-    assert_eq!(routes(true), [route("2001:db8::10", "vm-web0", "112")]);
+    assert_eq!(routes(true), [ours("2001:db8::10", "vm-web0")]);
     // Forwarding is off in a fresh namespace: warned, for each family in use.
     assert_eq!(common::warnings(&out).len(), 2, "{out:#?}");
 
@@ -85,7 +82,7 @@ fn a_routed_tap_gets_its_routes_and_gives_them_back() {
     // The admin's own route: the kernel removes an IPv4 route of a downed device by itself; ours
     // went first, by name. Bring it up again: it is not ours to remove.
     assert!(
-        routes(false).iter().all(|r| r.2 != "112"),
+        routes(false).iter().all(|r| r.protocol != "112"),
         "{:?}",
         routes(false)
     );
@@ -224,21 +221,6 @@ fn guest_image() -> GuestImage {
     GuestImage::get(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
-/// The guest reports that its ping of `target` got an answer.
-#[track_caller]
-fn assert_pinged(vm: &mut Qemu, target: &str) {
-    let ok = format!("{} {target}", marker::PING_OK);
-    let fail = format!("{} {target}", marker::PING_FAIL);
-    let verdict = vm.wait_for_any(&[&ok, &fail], QEMU_TIMEOUT);
-    assert_eq!(
-        verdict,
-        ok,
-        "console:\n{}\nstderr:\n{}",
-        vm.console(),
-        vm.stderr()
-    );
-}
-
 /// A peer host in a network namespace of its own, behind the test's namespace: reached only
 /// through the host's routing. Killed (and its namespace gone) on drop.
 struct Peer(Child);
@@ -334,16 +316,16 @@ fn a_routed_guest_reaches_the_host_and_beyond() {
         .ping("10.0.9.1,10.0.8.2,fd00:9::1")
         .spawn();
     for target in ["10.0.9.1", "10.0.8.2", "fd00:9::1"] {
-        assert_pinged(&mut vm, target);
+        vm.assert_pinged(Some(target));
     }
     assert_eq!(
-        routes(false).iter().filter(|r| r.1 == "vm-r0").count(),
+        routes(false).iter().filter(|r| via(r, "vm-r0")).count(),
         1,
         "{:?}",
         routes(false)
     );
-    assert!(routes(false).contains(&route("10.0.5.2", "vm-r0", "112")));
-    assert!(routes(true).contains(&route("2001:db8::10", "vm-r0", "112")));
+    assert!(routes(false).contains(&ours("10.0.5.2", "vm-r0")));
+    assert!(routes(true).contains(&ours("2001:db8::10", "vm-r0")));
     // Another tap claiming the running guest's address.
     let out = ifup(&["--config", &cfg, "vm-r1"]);
     assert_fails(
@@ -352,16 +334,16 @@ fn a_routed_guest_reaches_the_host_and_beyond() {
         "qemu-ifup",
         &["10.0.5.2 is already routed via vm-r0"],
     );
-    assert!(routes(false).contains(&route("10.0.5.2", "vm-r0", "112")));
+    assert!(routes(false).contains(&ours("10.0.5.2", "vm-r0")));
     let exit = vm.wait_exit(QEMU_TIMEOUT);
     assert_eq!(exit.code, 0, "{exit:#?}");
     assert!(
-        !routes(false).iter().any(|r| r.1 == "vm-r0"),
+        !routes(false).iter().any(|r| via(r, "vm-r0")),
         "{:?}",
         routes(false)
     );
     assert!(
-        !routes(true).iter().any(|r| r.1 == "vm-r0"),
+        !routes(true).iter().any(|r| via(r, "vm-r0")),
         "{:?}",
         routes(true)
     );
@@ -398,7 +380,7 @@ fn two_guests_meet_on_a_bridge_created_on_first_use() {
     let mut b = start("vm-p1", "10.10.0.11/24", "10.10.0.10", "52:54:00:00:0a:11");
     for (vm, peer) in [(&mut a, "10.10.0.11"), (&mut b, "10.10.0.10")] {
         for target in ["10.10.0.1", peer] {
-            assert_pinged(vm, target);
+            vm.assert_pinged(Some(target));
         }
     }
     let br = expect_link("br-priv");

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests that run the `qemu-ifup` cargo built, as root, in a
-//! network namespace of the test's own (tests/ifup.rs, tests/port_options.rs, tests/vlan_vm.rs).
+//! Helpers shared by the integration tests that run the `qemu-ifup` and `qemu-ifdown` cargo
+//! built, as root, in a network namespace of the test's own (tests/ifup.rs, tests/port_options.rs,
+//! tests/vlan_vm.rs, tests/routed.rs, tests/docs.rs).
 // Each test crate uses a part of this module.
 #![allow(dead_code)]
 
@@ -8,12 +9,17 @@ use std::path::Path;
 use ifup_testkit::{expect_link, run, Netns, RunOutput};
 
 pub const IFUP: &str = env!("CARGO_BIN_EXE_qemu-ifup");
+pub const IFDOWN: &str = env!("CARGO_BIN_EXE_qemu-ifdown");
 /// br_netfilter's per-namespace switch that sends bridged traffic through iptables; it exists
 /// only while the module is loaded.
 pub const NF_SYSCTL: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
 
 pub fn ifup(args: &[&str]) -> RunOutput {
     run(Path::new(IFUP), args, &[])
+}
+
+pub fn ifdown(args: &[&str]) -> RunOutput {
+    run(Path::new(IFDOWN), args, &[])
 }
 
 /// A config file with `text`, unique to the calling test (`test` names it within the test crate).

@@ -22,7 +22,6 @@
 //! ([`socket_pair`], [`spawn_with_fd`], [`recv_message`], [`ReceivedTap::from_fd`]) serve the
 //! benchmark, which runs helpers without the wrapper.
 
-use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -36,7 +35,8 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
-use crate::privileged::{wrapper_argv, Caller, PrivateEtc};
+use crate::privileged::{assert_wrapper_ran, privileged_command, Caller, PrivateEtc};
+use crate::sys::{IFF_NO_PI, IFF_TAP, IFF_VNET_HDR};
 use crate::{
     assert_in_test_netns, exit_code, link, wait_until_deadline, Link, PipeReader, CLEAN_PATH,
 };
@@ -46,20 +46,9 @@ pub use crate::sys::spawn_with_fd;
 /// Debian's `qemu-bridge-helper` (package `qemu-system-common`).
 pub const DEBIAN_HELPER: &str = "/usr/lib/qemu/qemu-bridge-helper";
 
-/// `IFF_TAP`: a layer-2 tap, not a tun.
-pub const IFF_TAP: i16 = 0x0002;
-/// `IFF_NO_PI`: frames without the 4-byte packet-information header.
-pub const IFF_NO_PI: i16 = 0x1000;
-/// `IFF_VNET_HDR`: frames carry a `virtio_net_hdr` (what `--use-vnet` asks for).
-pub const IFF_VNET_HDR: i16 = 0x4000;
-/// `IFF_MULTI_QUEUE`.
-pub const IFF_MULTI_QUEUE: i16 = 0x0100;
-/// `IFF_PERSIST`: the tap outlives its last descriptor.
-pub const IFF_PERSIST: i16 = 0x0800;
-
-/// The descriptor number the helper gets its socket on unless [`HelperCall::fd_number`] says
-/// otherwise (libvirt 9.0 happened to pass 27 in our runs; any number above 2 is valid).
-pub const DEFAULT_FD_NUMBER: RawFd = 27;
+/// The descriptor number a [`HelperCall`] gives the helper its socket on (libvirt 9.0 happened
+/// to pass 27 in our runs; any number above 2 is valid).
+pub const FD_NUMBER: RawFd = 27;
 
 /// Time a [`HelperCall`] waits for the message and for the exit, unless told otherwise.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,9 +133,7 @@ pub struct HelperCall {
     etc: PathBuf,
     caller: Caller,
     vnet: bool,
-    fd_number: RawFd,
     timeout: Duration,
-    env: Vec<(String, String)>,
 }
 
 impl HelperCall {
@@ -160,9 +147,7 @@ impl HelperCall {
             etc: etc.path().to_owned(),
             caller: caller.clone(),
             vnet: true,
-            fd_number: DEFAULT_FD_NUMBER,
             timeout: HELPER_TIMEOUT,
-            env: Vec::new(),
         }
     }
 
@@ -173,28 +158,15 @@ impl HelperCall {
         self
     }
 
-    /// The descriptor number of the helper's socket (`--fd=N`), above 2.
-    pub fn fd_number(mut self, n: RawFd) -> Self {
-        assert!(n > 2, "--fd={n}: 0, 1 and 2 are stdio");
-        self.fd_number = n;
-        self
-    }
-
     /// How long to wait for the message and then for the exit (default [`HELPER_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Adds `KEY=VALUE` to the helper's environment (otherwise just `PATH=`[`CLEAN_PATH`]).
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_owned(), value.to_owned()));
-        self
-    }
-
     /// The helper's command line as its caller writes it (program first).
     pub fn argv(&self) -> Vec<String> {
-        let fd = format!("--fd={}", self.fd_number);
+        let fd = format!("--fd={FD_NUMBER}");
         let br = format!("--br={}", self.bridge);
         let vnet = self.vnet.then_some("--use-vnet");
         match &self.invocation {
@@ -224,34 +196,23 @@ impl HelperCall {
         }
     }
 
-    /// Runs the helper and returns what happened. Panics (killing it) if it neither sends a
-    /// message nor exits within the timeout, or exits later than that after sending; panics if the
-    /// wrapper (unshare, mount, setpriv, env) fails, so the outcome is always the helper's own.
+    /// Runs the helper (its environment `PATH=`[`CLEAN_PATH`] alone) and returns what happened.
+    /// Panics (killing it) if it neither sends a message nor exits within the timeout, or exits
+    /// later than that after sending; panics if the wrapper (unshare, mount, setpriv, env) fails,
+    /// so the outcome is always the helper's own.
     pub fn run(&self) -> HelperOutcome {
         assert_in_test_netns("running a bridge helper");
         let argv = self.argv();
-        let path_var = format!("PATH={CLEAN_PATH}");
-        let vars: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut command: Vec<&OsStr> = vec![OsStr::new("env"), OsStr::new("-i")];
-        command.push(OsStr::new(&path_var));
-        command.extend(vars.iter().map(OsStr::new));
-        command.extend(argv.iter().map(OsStr::new));
-        let wrapped: Vec<OsString> = wrapper_argv(&self.etc, &self.caller, &command);
-
+        let (mut cmd, wrapped) = privileged_command(&self.etc, &self.caller, &[], &argv);
         let (ours, theirs) = socket_pair();
-        let mut cmd = Command::new(&wrapped[0]);
-        cmd.args(&wrapped[1..])
-            .env_clear()
-            .env("PATH", CLEAN_PATH)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.stderr(Stdio::piped());
         match self.invocation {
             Invocation::Libvirt(_) => cmd.stdout(Stdio::null()),
             Invocation::QemuExec(_) | Invocation::QemuShell(_) => cmd.stdout(Stdio::piped()),
         };
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let mut child = spawn_with_fd(cmd, theirs, self.fd_number)
+        let mut child = spawn_with_fd(cmd, theirs, FD_NUMBER)
             .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
         let stdout = child.stdout.take().map(PipeReader::spawn);
         let stderr = PipeReader::spawn(child.stderr.take().unwrap());
@@ -292,19 +253,7 @@ impl HelperCall {
             argv,
             elapsed,
         };
-        let harness_failed = outcome.code == 125
-            || outcome.code == 126
-            || outcome.code == 127
-            || outcome.stderr.lines().any(|l| {
-                ["unshare:", "mount:", "setpriv:", "env:", "privileged-run:"]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-            });
-        assert!(
-            !harness_failed,
-            "the privileged-run wrapper failed (not the helper under test): {outcome:#?}\n\
-             argv: {wrapped:?}"
-        );
+        assert_wrapper_ran(outcome.code, &outcome.stderr, &outcome, &wrapped);
         outcome
     }
 }
@@ -358,10 +307,11 @@ impl HelperOutcome {
     }
 }
 
-/// A tap descriptor received from a helper, with what `TUNGETIFF` says about it.
+/// A tap descriptor received from a helper, with what `TUNGETIFF` says about it. The tap (unless
+/// persistent) lives as long as this holds the descriptor.
 #[derive(Debug)]
 pub struct ReceivedTap {
-    fd: OwnedFd,
+    _fd: OwnedFd,
     name: String,
     flags: i16,
 }
@@ -373,17 +323,16 @@ impl ReceivedTap {
         let (name, flags) = crate::sys::tun_get_iff(fd.as_fd())?;
         let name = String::from_utf8(name)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        Ok(ReceivedTap { fd, name, flags })
+        Ok(ReceivedTap {
+            _fd: fd,
+            name,
+            flags,
+        })
     }
 
     /// The tap's interface name (in the helper's network namespace), e.g. `tap0`.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The tun flags as `TUNGETIFF` reports them.
-    pub fn flags(&self) -> i16 {
-        self.flags
     }
 
     /// `IFF_TAP`.
@@ -401,11 +350,6 @@ impl ReceivedTap {
         self.flags & IFF_VNET_HDR != 0
     }
 
-    /// The descriptor.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
     /// The link as `ip -j -d link show` reports it now (test namespace only). Panics if it does
     /// not exist.
     pub fn link(&self) -> Link {
@@ -415,11 +359,6 @@ impl ReceivedTap {
                 self.name
             )
         })
-    }
-
-    /// Closes the descriptor (the tap goes, unless persistent); returns its name.
-    pub fn close(self) -> String {
-        self.name
     }
 }
 

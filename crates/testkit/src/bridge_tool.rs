@@ -2,26 +2,19 @@
 //! database. Tests read the kernel's answer with these, never with the code under test.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{iproute2, try_iproute2};
+use crate::{iproute2, tool, try_iproute2};
 
 /// Path of iproute2's `bridge` program.
 pub fn bridge_path() -> &'static Path {
-    [
-        "/usr/sbin/bridge",
-        "/sbin/bridge",
-        "/usr/bin/bridge",
-        "/bin/bridge",
-    ]
-    .iter()
-    .map(Path::new)
-    .find(|p| p.exists())
-    .expect("iproute2's `bridge` not found: install iproute2")
+    static BRIDGE: OnceLock<PathBuf> = OnceLock::new();
+    BRIDGE.get_or_init(|| tool("bridge", "iproute2"))
 }
 
 /// Runs `bridge ARGS` in the test namespace and returns its output, whatever its exit status.

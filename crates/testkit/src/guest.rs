@@ -107,6 +107,56 @@ echo "GUEST-POWEROFF"
 poweroff -f
 "#;
 
+/// Guest memory in MiB unless a test asks for more ([`crate::QemuOptions::memory_mib`]).
+pub(crate) const GUEST_MEMORY_MIB: u32 = 256;
+
+/// The test guest's kernel command line: the console on the first serial port, no reboot after a
+/// panic, no boot messages, then the `ifup_rs.*` keys of [`INIT_SCRIPT`] and any other argument,
+/// in the order given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KernelCmdline(Vec<String>);
+
+impl KernelCmdline {
+    /// `ifup_rs.ip=CIDR`: the guest's `eth0` address, e.g. `10.0.2.15/24`.
+    pub(crate) fn guest_ip(&mut self, cidr: &str) {
+        self.arg(&format!("ifup_rs.ip={cidr}"));
+    }
+
+    /// `ifup_rs.ping=ADDR[,ADDR…]`: what the guest pings ([`marker::PING_OK`] /
+    /// [`marker::PING_FAIL`]).
+    pub(crate) fn ping(&mut self, addrs: &str) {
+        self.arg(&format!("ifup_rs.ping={addrs}"));
+    }
+
+    /// `ifup_rs.hold=1`: the guest idles after its ping ([`marker::HOLD`]) instead of powering
+    /// off.
+    pub(crate) fn hold(&mut self) {
+        self.arg("ifup_rs.hold=1");
+    }
+
+    /// Any other argument.
+    pub(crate) fn arg(&mut self, arg: &str) {
+        self.0.push(arg.to_owned());
+    }
+
+    /// The whole command line.
+    pub(crate) fn line(&self) -> String {
+        std::iter::once("console=ttyS0 panic=-1 quiet")
+            .chain(self.0.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The console lines that end the guest's ping of `target` ([`marker::PING_OK`] and
+/// [`marker::PING_FAIL`], each followed by the address), or of any target with `None`.
+pub(crate) fn ping_verdicts(target: Option<&str>) -> [String; 2] {
+    [marker::PING_OK, marker::PING_FAIL].map(|m| match target {
+        Some(target) => format!("{m} {target}"),
+        None => m.to_owned(),
+    })
+}
+
 /// Paths of a bootable test guest. Both files are world-readable, so QEMU can run as any user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestImage {

@@ -38,9 +38,9 @@ use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
@@ -147,13 +147,25 @@ impl Drop for Netns {
     }
 }
 
+/// The first `name` in [`CLEAN_PATH`]. Panics, naming the Debian `package` that installs it, if
+/// there is none.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    CLEAN_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` not found in {CLEAN_PATH}: install {package} (scripts/deps.sh installs \
+                 everything the tests need)"
+            )
+        })
+}
+
 /// Path of the `ip` program (iproute2).
 pub fn ip_path() -> &'static Path {
-    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .expect("iproute2's `ip` not found in /usr/sbin, /sbin, /usr/bin or /bin: install iproute2")
+    static IP: OnceLock<PathBuf> = OnceLock::new();
+    IP.get_or_init(|| tool("ip", "iproute2"))
 }
 
 /// Runs `ip ARGS` in the test namespace and returns its output, whatever its exit status.
@@ -381,6 +393,15 @@ pub fn taps() -> Vec<Link> {
         .collect()
 }
 
+/// The names of the ports of `bridge` (the links whose master it is), in the test namespace.
+pub fn ports(bridge: &str) -> Vec<String> {
+    links()
+        .into_iter()
+        .filter(|l| l.master.as_deref() == Some(bridge))
+        .map(|l| l.name)
+        .collect()
+}
+
 /// Polls `cond` every 20 ms until it returns `Some`; panics after `timeout`, naming `what`.
 pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -587,12 +608,10 @@ pub fn run_with_own_sysfs(bin: &Path, args: &[&str]) -> RunOutput {
     let bin_str = bin.to_str().expect("a UTF-8 path");
     all.push(bin_str);
     all.extend_from_slice(args);
-    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .expect("unshare not found: install util-linux");
-    output_of(clean_command(unshare, &all, &[]), bin)
+    output_of(
+        clean_command(&tool("unshare", "util-linux"), &all, &[]),
+        bin,
+    )
 }
 
 /// Like [`run`], as `creds` (needs root).

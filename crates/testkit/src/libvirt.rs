@@ -52,9 +52,11 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::bins::{INSTALLED_DOWN, INSTALLED_UP};
+use crate::guest::{ping_verdicts, KernelCmdline, GUEST_MEMORY_MIB};
+use crate::privileged::Caller;
 use crate::{
-    assert_in_test_netns, output_within, require_root, GuestImage, NicModel, PipeReader, RunOutput,
-    CLEAN_PATH,
+    assert_in_test_netns, marker, output_within, require_root, tool, GuestImage, NicModel,
+    PipeReader, RunOutput, CLEAN_PATH, QEMU_TIMEOUT,
 };
 
 /// Limit for libvirtd to come up and for one `virsh` command (a first `virsh create` makes
@@ -153,9 +155,9 @@ grep -q '^libvirt-qemu:' /etc/group || echo 'libvirt-qemu:x:64055:' >> /etc/grou
 
 /// Panics, naming the Debian package, unless libvirtd with its QEMU driver, virsh and the
 /// util-linux tools the instances need are installed.
-pub fn require_libvirt() {
+fn require_libvirt() {
     require_root();
-    for (tool, package) in [
+    for (name, package) in [
         ("libvirtd", "libvirt-daemon"),
         ("virsh", "libvirt-clients"),
         ("unshare", "util-linux"),
@@ -163,13 +165,7 @@ pub fn require_libvirt() {
         ("setpriv", "util-linux"),
         ("qemu-system-x86_64", "qemu-system-x86"),
     ] {
-        assert!(
-            CLEAN_PATH
-                .split(':')
-                .any(|dir| Path::new(dir).join(tool).is_file()),
-            "`{tool}` not found in {CLEAN_PATH}: install {package} (scripts/deps.sh installs \
-             everything the tests need)"
-        );
+        tool(name, package);
     }
     let driver = std::fs::read_dir("/usr/lib")
         .into_iter()
@@ -198,8 +194,6 @@ pub struct SessionConfig {
     pub bridge_helper: PathBuf,
     /// The text of `/etc/qemu/bridge.conf` (owned by root, mode 0644).
     pub bridge_conf: String,
-    /// More lines for the user's `qemu.conf`.
-    pub qemu_conf_extra: String,
 }
 
 impl SessionConfig {
@@ -211,7 +205,6 @@ impl SessionConfig {
             user: "lvtest".to_owned(),
             bridge_helper: bridge_helper.to_owned(),
             bridge_conf: String::new(),
-            qemu_conf_extra: String::new(),
         }
     }
 
@@ -233,8 +226,7 @@ impl SessionConfig {
         );
         format!(
             "# written by ifup_testkit::libvirt\nbridge_helper = \"{helper}\"\n\
-             stdio_handler = \"file\"\n{}",
-            self.qemu_conf_extra
+             stdio_handler = \"file\"\n"
         )
     }
 
@@ -353,21 +345,19 @@ impl Instance {
     fn as_user(&self) -> Vec<String> {
         let path = format!("PATH={CLEAN_PATH}");
         match self {
-            Instance::Session(c) => vec![
-                "setpriv".to_owned(),
-                format!("--reuid={}", c.uid),
-                format!("--regid={}", c.gid),
-                "--clear-groups".to_owned(),
-                "--inh-caps=-all".to_owned(),
-                "--".to_owned(),
-                "env".to_owned(),
-                "-i".to_owned(),
-                format!("HOME={}", c.home()),
-                format!("USER={}", c.user),
-                format!("LOGNAME={}", c.user),
-                format!("XDG_RUNTIME_DIR=/run/user/{}", c.uid),
-                path,
-            ],
+            Instance::Session(c) => {
+                let mut argv = Caller::new(c.uid, c.gid).setpriv_args();
+                argv.extend([
+                    "env".to_owned(),
+                    "-i".to_owned(),
+                    format!("HOME={}", c.home()),
+                    format!("USER={}", c.user),
+                    format!("LOGNAME={}", c.user),
+                    format!("XDG_RUNTIME_DIR=/run/user/{}", c.uid),
+                    path,
+                ]);
+                argv
+            }
             Instance::System(_) => vec![
                 "env".to_owned(),
                 "-i".to_owned(),
@@ -682,6 +672,16 @@ impl Libvirtd {
         }
     }
 
+    /// Waits for the verdict of domain `name`'s guest on its ping ([`Domain::ping`]) of `target`,
+    /// or its first verdict with `None`. Panics unless the ping got an answer, also when the guest
+    /// reports [`marker::NET_FAIL`] first, or on timeout ([`QEMU_TIMEOUT`]), with the logs.
+    #[track_caller]
+    pub fn assert_pinged(&self, name: &str, target: Option<&str>) {
+        let [ok, fail] = ping_verdicts(target);
+        let verdict = self.wait_console(name, &[&ok, &fail, marker::NET_FAIL], QEMU_TIMEOUT);
+        assert_eq!(verdict, ok, "{}", self.report(name));
+    }
+
     /// Waits until domain `name` is no longer running (a transient domain disappears when its
     /// guest powers off). Panics with the logs on timeout.
     pub fn wait_gone(&self, name: &str, timeout: Duration) {
@@ -753,9 +753,7 @@ pub struct Domain {
     /// The guest's MAC (`<mac address=…/>`); libvirt picks one when `None`.
     pub mac: Option<String>,
     pub model: NicModel,
-    /// Kernel command-line arguments after the defaults (`console=ttyS0 panic=-1 quiet`).
-    pub cmdline: Vec<String>,
-    pub memory_mib: u32,
+    cmdline: KernelCmdline,
 }
 
 impl Domain {
@@ -796,8 +794,7 @@ impl Domain {
             interface,
             mac: None,
             model,
-            cmdline: Vec::new(),
-            memory_mib: 256,
+            cmdline: KernelCmdline::default(),
         }
     }
 
@@ -823,19 +820,19 @@ impl Domain {
 
     /// The guest's `eth0` address, e.g. `10.0.2.15/24`.
     pub fn guest_ip(mut self, cidr: &str) -> Domain {
-        self.cmdline.push(format!("ifup_rs.ip={cidr}"));
+        self.cmdline.guest_ip(cidr);
         self
     }
 
-    /// The address the guest pings ([`crate::marker::PING_OK`] / `PING_FAIL`).
-    pub fn ping(mut self, addr: &str) -> Domain {
-        self.cmdline.push(format!("ifup_rs.ping={addr}"));
+    /// The addresses the guest pings (`ADDR[,ADDR…]`; [`Libvirtd::assert_pinged`]).
+    pub fn ping(mut self, addrs: &str) -> Domain {
+        self.cmdline.ping(addrs);
         self
     }
 
     /// The guest idles after its ping ([`crate::marker::HOLD`]) instead of powering off.
     pub fn hold(mut self) -> Domain {
-        self.cmdline.push("ifup_rs.hold=1".to_owned());
+        self.cmdline.hold();
         self
     }
 
@@ -876,11 +873,6 @@ impl Domain {
     /// instance). ACPI is on so that the guest's `poweroff -f` powers QEMU off (libvirt then ends
     /// the transient domain); no USB, no balloon, for a quick boot.
     pub fn xml(&self, console: &str) -> String {
-        let mut cmdline = String::from("console=ttyS0 panic=-1 quiet");
-        for a in &self.cmdline {
-            cmdline.push(' ');
-            cmdline.push_str(a);
-        }
         let interface: String = self
             .interface_xml()
             .lines()
@@ -913,10 +905,10 @@ impl Domain {
 </domain>
 ",
             name = xml_escape(&self.name),
-            mem = self.memory_mib,
+            mem = GUEST_MEMORY_MIB,
             kernel = xml_escape(&self.image.kernel.display().to_string()),
             initrd = xml_escape(&self.image.initrd.display().to_string()),
-            cmdline = xml_escape(&cmdline),
+            cmdline = xml_escape(&self.cmdline.line()),
             console = xml_escape(console),
         )
     }

@@ -15,15 +15,16 @@
 //! the exec of the fresh copy fail with `ETXTBSY`.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
+use std::fmt::Debug;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use nix::sys::statvfs::{statvfs, FsFlags};
 
-use crate::{output_of, require_root, RunOutput, CLEAN_PATH};
+use crate::{output_of, require_root, tool, RunOutput, CLEAN_PATH};
 
 /// How a copy of a binary gains privilege on exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,20 +73,14 @@ pub fn require_setuid_capable() {
         "the test runner has no-new-privileges set, so setuid and file capabilities cannot take \
          effect: run the tests outside such a sandbox"
     );
-    for (tool, package) in [
+    for (name, package) in [
         ("unshare", "util-linux"),
         ("setpriv", "util-linux"),
         ("mount", "mount"),
         ("install", "coreutils"),
         ("setcap", "libcap2-bin"),
     ] {
-        let found = CLEAN_PATH
-            .split(':')
-            .any(|dir| Path::new(dir).join(tool).is_file());
-        assert!(
-            found,
-            "`{tool}` not found in {CLEAN_PATH}: install {package}"
-        );
+        tool(name, package);
     }
 }
 
@@ -246,6 +241,25 @@ impl Caller {
         self.groups = groups.to_vec();
         self
     }
+
+    /// The words that run a command (the words after them) as this caller, started as root:
+    /// `setpriv --reuid=UID --regid=GID --groups=G,…|--clear-groups --inh-caps=-all --`.
+    pub fn setpriv_args(&self) -> Vec<String> {
+        let groups = if self.groups.is_empty() {
+            "--clear-groups".to_owned()
+        } else {
+            let groups: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+            format!("--groups={}", groups.join(","))
+        };
+        vec![
+            "setpriv".to_owned(),
+            format!("--reuid={}", self.uid),
+            format!("--regid={}", self.gid),
+            groups,
+            "--inh-caps=-all".to_owned(),
+            "--".to_owned(),
+        ]
+    }
 }
 
 /// A directory to bind over `/etc` for one test, owned by root, mode 0755, with an (empty) `qemu`
@@ -346,49 +360,84 @@ impl Drop for PrivateEtc {
     }
 }
 
-/// The shell run by `unshare`: bind the private `/etc`, then become the caller and exec the
-/// command. `$1` = the directory, `$2` uid, `$3` gid, `$4` comma-separated groups (may be
-/// empty), the rest the command.
-const WRAPPER: &str = r#"etc=$1 uid=$2 gid=$3 groups=$4
-shift 4
+/// The shell run by `unshare`: bind the private `/etc` (`$1`), then exec the rest (the caller's
+/// [`Caller::setpriv_args`], then the command).
+const WRAPPER: &str = r#"etc=$1
+shift
 mount --bind -- "$etc" /etc || { echo "privileged-run: cannot bind $etc over /etc" >&2; exit 125; }
 if [ -d "$etc.dev" ]; then
     mount --bind -- "$etc.dev" /dev || { echo "privileged-run: cannot bind $etc.dev over /dev" >&2; exit 125; }
 fi
-if [ -n "$groups" ]; then g="--groups=$groups"; else g=--clear-groups; fi
-exec setpriv --reuid="$uid" --regid="$gid" "$g" --inh-caps=-all -- "$@"
+exec "$@"
 "#;
 
-/// Exit status of the wrapper itself failing (bind mount); setpriv uses 126/127 for a failed exec.
+/// Exit status of the wrapper itself failing (bind mount); setpriv and env use 126/127 for a
+/// failed exec.
 const WRAPPER_FAILED: i32 = 125;
 
 /// The argv (program first) that runs `command` as `caller`, with `etc` over `/etc`, in a mount
 /// namespace of its own. The process keeps its pid through every step (each one execs the next),
 /// so a caller that spawns it sees the command's pid.
-pub fn wrapper_argv(etc: &Path, caller: &Caller, command: &[&OsStr]) -> Vec<std::ffi::OsString> {
-    let groups = caller
-        .groups
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut argv: Vec<std::ffi::OsString> = std::iter::once("unshare")
+pub fn wrapper_argv<A: AsRef<OsStr>>(etc: &Path, caller: &Caller, command: &[A]) -> Vec<OsString> {
+    std::iter::once("unshare")
         .chain(crate::PRIVATE_MOUNT_SH)
         .chain([WRAPPER, "privileged-run"])
-        .map(Into::into)
+        .map(OsString::from)
+        .chain([etc.as_os_str().to_owned()])
+        .chain(caller.setpriv_args().into_iter().map(OsString::from))
+        .chain(command.iter().map(|a| a.as_ref().to_owned()))
+        .collect()
+}
+
+/// The command that runs `argv` (program first) as `caller` with `etc` over `/etc` (through
+/// [`wrapper_argv`]), stdin `/dev/null`, in the calling thread's network namespace, its
+/// environment `PATH=`[`CLEAN_PATH`] plus `env` and nothing else: the last step is
+/// `env -i PATH=… K=V… ARGV` (see [`run_privileged`]). Returns it with its whole argv, for
+/// messages.
+pub(crate) fn privileged_command<A: AsRef<OsStr>>(
+    etc: &Path,
+    caller: &Caller,
+    env: &[(&str, &str)],
+    argv: &[A],
+) -> (Command, Vec<OsString>) {
+    let command: Vec<OsString> = ["env", "-i"]
+        .into_iter()
+        .map(OsString::from)
+        .chain([format!("PATH={CLEAN_PATH}").into()])
+        .chain(env.iter().map(|(k, v)| format!("{k}={v}").into()))
+        .chain(argv.iter().map(|a| a.as_ref().to_owned()))
         .collect();
-    argv.push(etc.as_os_str().to_owned());
-    argv.push(caller.uid.to_string().into());
-    argv.push(caller.gid.to_string().into());
-    argv.push(groups.into());
-    argv.extend(command.iter().map(|a| (*a).to_owned()));
-    argv
+    let wrapped = wrapper_argv(etc, caller, &command);
+    let mut cmd = Command::new(&wrapped[0]);
+    cmd.args(&wrapped[1..])
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .stdin(Stdio::null());
+    (cmd, wrapped)
+}
+
+/// Panics unless the wrapper of [`privileged_command`] (unshare, mount, setpriv, env) got as far
+/// as the program under test: its own failures exit 125 (a bind mount), 126 or 127 (an exec), or
+/// print a line of theirs on stderr. The message shows `outcome` and the whole `argv`.
+#[track_caller]
+pub(crate) fn assert_wrapper_ran(code: i32, stderr: &str, outcome: &impl Debug, argv: &[OsString]) {
+    let wrapper_failed = [WRAPPER_FAILED, 126, 127].contains(&code)
+        || stderr.lines().any(|l| {
+            ["unshare:", "mount:", "setpriv:", "env:", "privileged-run:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        });
+    assert!(
+        !wrapper_failed,
+        "the privileged-run wrapper failed (not the program under test): {outcome:#?}\n\
+         argv: {argv:?}"
+    );
 }
 
 /// Runs `bin ARGS` as `caller` with `etc` bound over `/etc` (see the module docs), with an
 /// environment of `PATH=`[`CLEAN_PATH`] plus `env`, stdin `/dev/null`, in the calling thread's
-/// network namespace, and waits for it. Panics if the wrapper itself (unshare, mount, setpriv)
-/// failed, so the result is always the binary's own.
+/// network namespace, and waits for it. Panics if the wrapper itself (unshare, mount, setpriv,
+/// env) failed, so the result is always the binary's own.
 ///
 /// `env` reaches `bin` alone: the last step before it is `env -i PATH=… K=V… BIN`, so a hostile
 /// variable (`LD_PRELOAD`, `IFS`, …) under test does not act on the wrapper's own programs. An
@@ -400,64 +449,13 @@ pub fn run_privileged<A: AsRef<OsStr>>(
     args: &[A],
     env: &[(&str, &str)],
 ) -> RunOutput {
-    let path = format!("PATH={CLEAN_PATH}");
-    let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut command: Vec<&OsStr> = vec![OsStr::new("env"), OsStr::new("-i"), OsStr::new(&path)];
-    command.extend(vars.iter().map(OsStr::new));
-    command.push(bin.as_os_str());
-    command.extend(args.iter().map(AsRef::as_ref));
-    let argv = wrapper_argv(etc.path(), caller, &command);
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .env_clear()
-        .env("PATH", CLEAN_PATH)
-        .stdin(std::process::Stdio::null());
+    let argv: Vec<&OsStr> = std::iter::once(bin.as_os_str())
+        .chain(args.iter().map(AsRef::as_ref))
+        .collect();
+    let (cmd, wrapped) = privileged_command(etc.path(), caller, env, &argv);
     let out = output_of(cmd, bin);
-    let harness_failed = out.code == WRAPPER_FAILED
-        || out.code == 126
-        || out.code == 127
-        || out.stderr.lines().any(|l| {
-            ["unshare:", "mount:", "setpriv:", "env:", "privileged-run:"]
-                .iter()
-                .any(|p| l.starts_with(p))
-        });
-    assert!(
-        !harness_failed,
-        "the privileged-run wrapper failed (not the binary under test): {out:#?}\nargv: {argv:?}"
-    );
+    assert_wrapper_ran(out.code, &out.stderr, &out, &wrapped);
     out
-}
-
-/// Writes an executable shell script `dir/name` that runs `real` with its arguments through the
-/// wrapper of [`wrapper_argv`] (as `caller`, `etc` over `/etc`), with `PATH=`[`CLEAN_PATH`].
-/// The script must itself be started as root. Meant for a program that is found through `PATH`
-/// (such as QEMU started by [`crate::Qemu`], whose environment sets `PATH`): put `dir` first.
-pub fn wrapper_script(dir: &Path, name: &str, etc: &Path, caller: &Caller, real: &Path) -> PathBuf {
-    let quote = |s: &OsStr| {
-        let s = s.to_str().expect("wrapper arguments must be UTF-8");
-        assert!(!s.contains('\''), "no single quotes in {s:?}");
-        format!("'{s}'")
-    };
-    let argv = wrapper_argv(etc, caller, &[real.as_os_str()]);
-    let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
-    let script = format!(
-        "#!/bin/sh\n# written by ifup_testkit::privileged::wrapper_script\nPATH={CLEAN_PATH}\nexport PATH\nexec {} \"$@\"\n",
-        words.join(" ")
-    );
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    // Written in a child, for the same ETXTBSY reason as the copies.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, script).unwrap();
-    run_tool(
-        Command::new("install")
-            .args(["-o", "root", "-g", "root", "-m", "0755"])
-            .arg(&tmp)
-            .arg(&path),
-    );
-    let _ = std::fs::remove_file(&tmp);
-    path
 }
 
 /// The receiving end of a private `/dev/log` (see [`PrivateEtc::syslog`]).

@@ -2,15 +2,15 @@
 //! bridge netdev and the bridge helper under test.
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::guest::{ping_verdicts, KernelCmdline, GUEST_MEMORY_MIB};
 use crate::privileged::{wrapper_argv, Caller, PrivateEtc};
-use crate::{assert_in_test_netns, exit_code, Creds, GuestImage, CLEAN_PATH};
+use crate::{assert_in_test_netns, exit_code, link, marker, GuestImage, CLEAN_PATH, IN_TEST_NETNS};
 
 /// Default time limit for a boot, a marker or an exit: generous, CI is a 2-core machine running
 /// QEMU under TCG, several at once.
@@ -60,15 +60,12 @@ pub struct QemuOptions {
     image: GuestImage,
     netdev: Netdev,
     nic_model: NicModel,
-    append: Vec<String>,
+    cmdline: KernelCmdline,
     guest_mac: Option<String>,
     memory_mib: u32,
     script: Option<PathBuf>,
     downscript: Option<PathBuf>,
-    guest_ip: Option<String>,
-    ping: Option<String>,
     env: Vec<(String, String)>,
-    creds: Option<Creds>,
     /// Run through [`wrapper_argv`]: (the directory bound over `/etc`, the caller).
     as_caller: Option<(PathBuf, Caller)>,
     qemu: PathBuf,
@@ -89,13 +86,14 @@ impl QemuOptions {
 
     /// The guest's `eth0` address, e.g. `10.0.2.15/24`.
     pub fn guest_ip(mut self, cidr: &str) -> Self {
-        self.guest_ip = Some(cidr.to_owned());
+        self.cmdline.guest_ip(cidr);
         self
     }
 
-    /// The address the guest pings; it then prints `GUEST-PING-OK` or `GUEST-PING-FAIL`.
-    pub fn ping(mut self, addr: &str) -> Self {
-        self.ping = Some(addr.to_owned());
+    /// The addresses the guest pings (`ADDR[,ADDR…]`); for each it then prints
+    /// `GUEST-PING-OK ADDR` or `GUEST-PING-FAIL ADDR` ([`Qemu::assert_pinged`]).
+    pub fn ping(mut self, addrs: &str) -> Self {
+        self.cmdline.ping(addrs);
         self
     }
 
@@ -108,7 +106,7 @@ impl QemuOptions {
 
     /// Adds `arg` to the kernel command line.
     pub fn append(mut self, arg: &str) -> Self {
-        self.append.push(arg.to_owned());
+        self.cmdline.arg(arg);
         self
     }
 
@@ -119,25 +117,11 @@ impl QemuOptions {
         self
     }
 
-    /// Runs QEMU (and so the scripts) with these real and effective ids.
-    pub fn creds(mut self, creds: Creds) -> Self {
-        assert!(
-            self.as_caller.is_none(),
-            "creds() and as_caller() exclude each other"
-        );
-        self.creds = Some(creds);
-        self
-    }
-
     /// Runs QEMU as `caller` (uid, gid, supplementary groups) in a mount namespace of its own
     /// where `etc` is bound over `/etc`, through [`wrapper_argv`] (unshare, mount, setpriv, each
     /// exec'ing the next, so [`Qemu::pid`] is QEMU's pid once it runs). The scripts or the bridge
     /// helper QEMU starts then read the test's `/etc/qemu/bridge.conf` and config. Needs root.
     pub fn as_caller(mut self, etc: &PrivateEtc, caller: &Caller) -> Self {
-        assert!(
-            self.creds.is_none(),
-            "creds() and as_caller() exclude each other"
-        );
         self.as_caller = Some((etc.path().to_owned(), caller.clone()));
         self
     }
@@ -157,8 +141,9 @@ impl QemuOptions {
 
     /// After its ping the guest prints [`crate::marker::HOLD`] and idles instead of powering off,
     /// so the test decides when QEMU stops (e.g. by dropping the [`Qemu`]).
-    pub fn hold(self) -> Self {
-        self.append("ifup_rs.hold=1")
+    pub fn hold(mut self) -> Self {
+        self.cmdline.hold();
+        self
     }
 
     /// The full command line, for logs and messages.
@@ -167,17 +152,6 @@ impl QemuOptions {
             p.as_ref()
                 .map_or_else(|| "no".to_owned(), |p| p.display().to_string())
         };
-        let mut append = String::from("console=ttyS0 panic=-1 quiet");
-        if let Some(ip) = &self.guest_ip {
-            append.push_str(&format!(" ifup_rs.ip={ip}"));
-        }
-        if let Some(ping) = &self.ping {
-            append.push_str(&format!(" ifup_rs.ping={ping}"));
-        }
-        for arg in &self.append {
-            append.push(' ');
-            append.push_str(arg);
-        }
         let netdev = match &self.netdev {
             Netdev::None => None,
             Netdev::Tap(tap) => Some(format!(
@@ -227,7 +201,7 @@ impl QemuOptions {
             "-initrd".to_owned(),
             self.image.initrd.display().to_string(),
             "-append".to_owned(),
-            append,
+            self.cmdline.line(),
         ])
         .chain(nic.into_iter().flatten())
         .collect()
@@ -262,9 +236,6 @@ impl QemuOptions {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(creds) = self.creds {
-            cmd.uid(creds.uid).gid(creds.gid);
-        }
         let mut child = cmd.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start {}: {e} (install qemu-system-x86)",
@@ -279,6 +250,10 @@ impl QemuOptions {
         ];
         Qemu {
             child,
+            tap: match self.netdev {
+                Netdev::Tap(tap) => Some(tap),
+                Netdev::None | Netdev::Bridge { .. } => None,
+            },
             console,
             stderr,
             readers,
@@ -336,6 +311,8 @@ impl Stream {
 /// A running QEMU. Dropping it kills QEMU if it still runs.
 pub struct Qemu {
     child: Child,
+    /// The tap of `-netdev tap`, whose state a failure message shows.
+    tap: Option<String>,
     console: Arc<Stream>,
     stderr: Arc<Stream>,
     readers: Vec<JoinHandle<()>>,
@@ -392,15 +369,12 @@ impl Qemu {
             image: image.clone(),
             netdev: Netdev::None,
             nic_model: NicModel::VirtioNetPci,
-            append: Vec::new(),
+            cmdline: KernelCmdline::default(),
             guest_mac: None,
-            memory_mib: 256,
+            memory_mib: GUEST_MEMORY_MIB,
             script: None,
             downscript: None,
-            guest_ip: None,
-            ping: None,
             env: Vec::new(),
-            creds: None,
             as_caller: None,
             qemu: PathBuf::from("qemu-system-x86_64"),
         }
@@ -464,6 +438,24 @@ impl Qemu {
                 .changed
                 .wait_timeout(state, Duration::from_millis(50))
                 .unwrap();
+        }
+    }
+
+    /// Waits for the guest's verdict on its ping ([`QemuOptions::ping`]) of `target`, or its first
+    /// verdict with `None`. Panics (killing QEMU) unless the ping got an answer, also when the
+    /// guest reports [`marker::NET_FAIL`] first, or on timeout ([`QEMU_TIMEOUT`]), with the
+    /// console, QEMU's stderr and the tap of `-netdev tap` as it is then.
+    pub fn assert_pinged(&mut self, target: Option<&str>) {
+        let [ok, fail] = ping_verdicts(target);
+        let verdict = self.wait_for_any(&[&ok, &fail, marker::NET_FAIL], QEMU_TIMEOUT);
+        if verdict != ok {
+            let tap = match &self.tap {
+                Some(tap) if IN_TEST_NETNS.get() => format!("{:#?}", link(tap)),
+                Some(_) | None => "(none to show)".to_owned(),
+            };
+            self.fail(&format!(
+                "the guest could not ping: the console shows {verdict:?}, not {ok:?}; its tap: {tap}"
+            ));
         }
     }
 

@@ -13,6 +13,13 @@ use std::process::{Child, Command};
 
 use nix::libc;
 
+/// `IFF_TAP`: a layer-2 tap, not a tun.
+pub(crate) const IFF_TAP: libc::c_short = 0x0002;
+/// `IFF_NO_PI`: frames without the 4-byte packet-information header.
+pub(crate) const IFF_NO_PI: libc::c_short = 0x1000;
+/// `IFF_VNET_HDR`: frames carry a `virtio_net_hdr` (what a bridge helper's `--use-vnet` asks for).
+pub(crate) const IFF_VNET_HDR: libc::c_short = 0x4000;
+
 /// `TUNSETIFF`, `_IOW('T', 202, int)`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 /// `TUNGETIFF`, `_IOR('T', 210, unsigned int)`.
@@ -49,7 +56,7 @@ pub(crate) fn tun_set_iff(fd: BorrowedFd<'_>, name: &str, flags: libc::c_short) 
 }
 
 /// `TUNGETIFF` on `fd`: the interface's name (bytes up to the first NUL) and its tun flags
-/// (`IFF_TAP`, `IFF_NO_PI`, `IFF_VNET_HDR`, `IFF_MULTI_QUEUE`, `IFF_PERSIST`, …).
+/// (`IFF_TAP`, `IFF_NO_PI`, `IFF_VNET_HDR`, …).
 pub(crate) fn tun_get_iff(fd: BorrowedFd<'_>) -> io::Result<(Vec<u8>, libc::c_short)> {
     let mut req = IfReq {
         name: [0; libc::IFNAMSIZ],

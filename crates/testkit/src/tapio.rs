@@ -14,10 +14,7 @@ use nix::libc;
 
 use crate::assert_in_test_netns;
 use crate::bridge_tool::wait_forwarding;
-use crate::sys;
-
-const IFF_TAP: libc::c_short = 0x0002;
-const IFF_NO_PI: libc::c_short = 0x1000;
+use crate::sys::{self, IFF_NO_PI, IFF_TAP};
 
 /// Ethernet broadcast address.
 pub const BROADCAST: [u8; 6] = [0xff; 6];
