@@ -14,7 +14,9 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use ifup_testkit::privileged::{install_copy, run_privileged, Caller, Install, PrivateEtc};
+use ifup_testkit::privileged::{
+    install_copy, privileged_command, run_privileged, Caller, Install, PrivateEtc,
+};
 use ifup_testkit::{
     add_bridge, add_tap, add_tun, add_veth, expect_link, ip, links, set_master, set_up, Link,
     Netns, RunOutput,
@@ -1066,19 +1068,11 @@ fn the_running_helper_is_not_the_callers_to_inspect() {
         fcntl(writer.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
         while writer.write(&[b'x'; 4096]).is_ok() {}
         fcntl(writer.as_fd(), FcntlArg::F_SETFL(OFlag::empty())).unwrap();
-        let argv = ifup_testkit::privileged::wrapper_argv(
-            w.etc.path(),
-            &alice(),
-            &[OsStr::new("env"), OsStr::new("-i"), copy.as_os_str()]
-                .into_iter()
-                .chain(args.iter().map(OsStr::new))
-                .collect::<Vec<_>>(),
-        );
-        let mut child = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", ifup_testkit::CLEAN_PATH)
-            .stdin(std::process::Stdio::null())
+        let argv: Vec<&OsStr> = std::iter::once(copy.as_os_str())
+            .chain(args.iter().map(OsStr::new))
+            .collect();
+        let (mut cmd, _) = privileged_command(w.etc.path(), &alice(), &[], &argv);
+        let mut child = cmd
             .stdout(writer)
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1410,22 +1404,12 @@ fn failed_writes_exit_1_without_a_panic() {
         ] {
             let copy = prog.copy(how);
             // stdout on /dev/full: ENOSPC.
-            let argv = ifup_testkit::privileged::wrapper_argv(
-                w.etc.path(),
-                &alice(),
-                &[OsStr::new("env"), OsStr::new("-i"), copy.as_os_str()]
-                    .into_iter()
-                    .chain(args.iter().map(OsStr::new))
-                    .collect::<Vec<_>>(),
-            );
+            let argv: Vec<&OsStr> = std::iter::once(copy.as_os_str())
+                .chain(args.iter().map(OsStr::new))
+                .collect();
             let run_to = |stdout: std::process::Stdio| {
-                let out = std::process::Command::new(&argv[0])
-                    .args(&argv[1..])
-                    .env_clear()
-                    .env("PATH", ifup_testkit::CLEAN_PATH)
-                    .stdout(stdout)
-                    .output()
-                    .unwrap();
+                let (mut cmd, _) = privileged_command(w.etc.path(), &alice(), &[], &argv);
+                let out = cmd.stdout(stdout).output().unwrap();
                 let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
                 assert_eq!(out.status.code(), Some(1), "{how:?} {args:?}: {stderr}");
                 stderr

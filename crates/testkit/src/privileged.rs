@@ -394,7 +394,7 @@ pub fn wrapper_argv<A: AsRef<OsStr>>(etc: &Path, caller: &Caller, command: &[A])
 /// environment `PATH=`[`CLEAN_PATH`] plus `env` and nothing else: the last step is
 /// `env -i PATH=… K=V… ARGV` (see [`run_privileged`]). Returns it with its whole argv, for
 /// messages.
-pub(crate) fn privileged_command<A: AsRef<OsStr>>(
+pub fn privileged_command<A: AsRef<OsStr>>(
     etc: &Path,
     caller: &Caller,
     env: &[(&str, &str)],
